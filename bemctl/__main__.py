@@ -1,0 +1,3 @@
+from bemctl.cli import main
+
+main()

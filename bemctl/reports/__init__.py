@@ -1,0 +1,1 @@
+"""Reports built from the store: one record per experiment (its latest comparison)."""

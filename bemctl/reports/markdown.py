@@ -1,0 +1,96 @@
+"""Markdown rendering of report records: what a reviewer reads in a PR or a lab notebook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _num(value: Any, fmt: str = ".4f") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return format(value, fmt)
+
+
+def _bytes(value: int | None) -> str:
+    return "unavailable" if value is None else f"{value / 2**20:.1f} MiB"
+
+
+def render_markdown(records: list[dict[str, Any]]) -> str:
+    lines = ["# bemctl report", ""]
+    lines += ["| experiment | verdict | reasons |", "|---|---|---|"]
+    for r in records:
+        reasons = "; ".join(r["acceptance_decision"]["reasons"]) or "all gates passed"
+        lines.append(
+            f"| {r['experiment_id']} | **{r['acceptance_decision']['overall_verdict']}**"
+            f" | {reasons} |"
+        )
+    for r in records:
+        lines += ["", *_experiment(r)]
+    return "\n".join(lines) + "\n"
+
+
+def _experiment(r: dict[str, Any]) -> list[str]:
+    sv = r["statistical_validation"]
+    b, v, budget = r["baseline_metrics"], r["variant_metrics"], r["budget"]
+    fdr = sv["fdr_correction"]
+    adjusted = dict(zip(fdr["metrics"], fdr["adjusted_p_values"], strict=True))
+    out = [
+        f"## {r['experiment_id']}: {r['variant_name']}",
+        "",
+        f"Verdict: **{r['acceptance_decision']['overall_verdict']}** "
+        f"(comparison {r['comparison_id']}, invocation {r['invocation_id']}, "
+        f"{r['created_at']}; baseline run {b['run_id']}, variant run {v['run_id']}, "
+        f"seed {b['seed']}, device {b['device']}{', quick' if b['quick'] else ''})",
+        "",
+        "| metric | n | baseline | variant | Δ (mean paired) | BCa CI | test | p | adj. p | d_z |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for metric, ci in sv["bca_bootstrap"].items():
+        test = sv["paired_tests"][metric]
+        out.append(
+            f"| {metric} | {test['n']} | {_num(b[metric])} | {_num(v[metric])} | "
+            f"{ci['estimate']:+.4f} | [{ci['lower']:+.4f}, {ci['upper']:+.4f}] | {test['test']} | "
+            f"{_num(test['p_value'], '.3g')} | {_num(adjusted[metric], '.3g')} | "
+            f"{_num(sv['effect_sizes'][metric]['cohens_dz'], '.3f')} |"
+        )
+    first = next(iter(sv["bca_bootstrap"].values()), None)
+    if first is not None:
+        out += [
+            "",
+            f"CI: {first['method']} {first['confidence_level']:.0%}, "
+            f"{first['resamples']:,} resamples, seed {first['seed']}. "
+            f"BH-FDR family: {fdr['family_size']} hypotheses (every experiment × metric "
+            f"of the invocation). Effect size: "
+            f"{next(iter(sv['effect_sizes'].values()))['formula']}.",
+        ]
+    out += [
+        "",
+        "| cost | baseline | variant | ratio |",
+        "|---|---|---|---|",
+        f"| trainable parameters | {_num(b['trainable_parameters'])} | "
+        f"{_num(v['trainable_parameters'])} | {_num(budget['param_ratio'])} |",
+        f"| total parameters | {_num(b['parameters'])} | {_num(v['parameters'])} | |",
+        f"| FLOPs / token | {_num(b['flops_per_token'], ',.0f')} | "
+        f"{_num(v['flops_per_token'], ',.0f')} | {_num(budget['flop_ratio'])} |",
+        f"| latency p50 (ms) | {_num(b['latency_p50_ms'], '.2f')} | "
+        f"{_num(v['latency_p50_ms'], '.2f')} | {_num(budget['latency_ratio'])} |",
+        f"| latency p95 (ms) | {_num(b['latency_p95_ms'], '.2f')} | "
+        f"{_num(v['latency_p95_ms'], '.2f')} | |",
+        f"| peak memory ({b['memory_kind'] or 'n/a'}) | {_bytes(b['peak_memory_bytes'])} | "
+        f"{_bytes(v['peak_memory_bytes'])} | {_num(budget['memory_ratio'])} |",
+        f"| GPU memory used (NVML) | {_bytes(b['gpu_memory_used_bytes'])} | "
+        f"{_bytes(v['gpu_memory_used_bytes'])} | |",
+        "",
+        "| gate | metric | observed | threshold | result |",
+        "|---|---|---|---|---|",
+    ]
+    for g in r["gates"]:
+        out.append(
+            f"| {g['gate']} | {g['metric'] or ''} | {_num(g['observed'])} | "
+            f"{g['comparator']} {_num(g['threshold'])} | {'✓ pass' if g['passed'] else '✗ FAIL'} |"
+        )
+    return out

@@ -1,0 +1,121 @@
+"""The report record: the JSON schema every output format renders.
+
+Field names follow the user guide's results example (`experiment_id`, `baseline_metrics`,
+`variant_metrics`, `statistical_validation`, `acceptance_decision.overall_verdict`) so
+researchers find what they expect; the README documents each field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from store import queries
+from store.db import Store
+
+SCHEMA_VERSION = 1
+
+
+def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
+    metrics: dict[str, Any] = {s.metric: getattr(s, f"{side}_mean") for s in stat_rows}
+    metrics.update(
+        parameters=run.params_total,
+        trainable_parameters=run.params_trainable,
+        flops_per_token=run.flops_per_token,
+        latency_p50_ms=run.latency_p50_ms,
+        latency_p95_ms=run.latency_p95_ms,
+        peak_memory_bytes=run.peak_memory_bytes,
+        memory_kind=run.memory_kind,
+        gpu_memory_used_bytes=run.gpu_memory_used_bytes,
+        gpu_utilization=run.gpu_utilization,
+        run_id=run.id,
+        seed=run.seed,
+        device=run.device,
+        quick=run.quick,
+    )
+    return metrics
+
+
+def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
+    experiment, comp, stat_rows, gate_rows, base_run, var_run = bundle
+    spec = json.loads(experiment.spec_json)
+    gates = [
+        {
+            "gate": g.gate,
+            "metric": g.metric,
+            "passed": g.passed,
+            "observed": g.observed,
+            "threshold": g.threshold,
+            "comparator": g.comparator,
+            "detail": g.detail,
+        }
+        for g in gate_rows
+    ]
+
+    def all_passed(prefix: str) -> bool:
+        chosen = [g for g in gate_rows if g.gate.startswith(prefix)]
+        return all(g.passed for g in chosen) if chosen else True
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "experiment_id": experiment.name,
+        "variant_name": spec.get("description") or spec["bem_config"]["variant"],
+        "variant": spec["bem_config"]["variant"],
+        "comparison_id": comp.id,
+        "invocation_id": comp.invocation_id,
+        "created_at": comp.created_at.isoformat(),
+        "spec_hash": experiment.spec_hash,
+        "baseline_metrics": _run_metrics(base_run, stat_rows, "baseline"),
+        "variant_metrics": _run_metrics(var_run, stat_rows, "variant"),
+        "budget": {
+            "param_ratio": comp.param_ratio,
+            "flop_ratio": comp.flop_ratio,
+            "latency_ratio": comp.latency_ratio,
+            "memory_ratio": comp.memory_ratio,
+        },
+        "statistical_validation": {
+            "paired_differences": {s.metric: s.mean_diff for s in stat_rows},
+            "bca_bootstrap": {
+                s.metric: {
+                    "lower": s.ci_low,
+                    "upper": s.ci_high,
+                    "estimate": s.mean_diff,
+                    "confidence_level": s.confidence_level,
+                    "method": s.ci_method,
+                    "resamples": s.bootstrap_samples,
+                    "seed": comp.seed,
+                    "bias_correction": s.z0,
+                    "acceleration": s.acceleration,
+                    "degenerate": s.degenerate,
+                }
+                for s in stat_rows
+            },
+            "paired_tests": {
+                s.metric: {"test": s.test_name, "p_value": s.p_value, "n": s.n} for s in stat_rows
+            },
+            "fdr_correction": {
+                "method": "Benjamini-Hochberg",
+                "family_size": comp.family_size,
+                "metrics": [s.metric for s in stat_rows],
+                "original_p_values": [s.p_value for s in stat_rows],
+                "adjusted_p_values": [s.p_adjusted for s in stat_rows],
+            },
+            "effect_sizes": {
+                s.metric: {"cohens_dz": s.effect_dz, "formula": s.effect_formula} for s in stat_rows
+            },
+        },
+        "gates": gates,
+        "acceptance_decision": {
+            "budget_parity": all_passed("budget_parity"),
+            "statistical_significance": all_passed("statistical_significance"),
+            "ci_bounds_positive": all_passed("ci_lower_bound_positive"),
+            "min_improvement": all_passed("min_improvement"),
+            "performance_gates": all_passed("latency") and all_passed("memory"),
+            "overall_verdict": comp.verdict,
+            "reasons": json.loads(comp.reasons_json),
+        },
+    }
+
+
+def build_records(store: Store, names: list[str] | None = None) -> list[dict[str, Any]]:
+    return [comparison_record(b) for b in queries.latest_comparisons(store, names or None)]

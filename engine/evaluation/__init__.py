@@ -1,0 +1,1 @@
+"""Evaluation: greedy generation and scoring, latency, memory and FLOP measurements."""

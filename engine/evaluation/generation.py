@@ -1,0 +1,49 @@
+"""Greedy decoding with a KV cache, written out so chunk-sticky variants see their context.
+
+Hugging Face `generate` would hide the ids before the newest token from the adapter; we pass
+them as `context_ids` so a variant can route the current chunk from the previous one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engine.models.tokenizer import TextTokenizer
+
+
+@torch.no_grad()
+def greedy_generate(
+    model: nn.Module,
+    tokenizer: TextTokenizer,
+    prompt: str,
+    max_new_tokens: int,
+    device: torch.device,
+    max_length: int,
+) -> str:
+    """Decode until EOS or a newline (the task's stop signal) or the token budget."""
+    room = max(1, max_length - max_new_tokens)
+    ids = torch.tensor([tokenizer.encode(prompt)[-room:]], device=device)
+    routing: dict = {}  # per-sequence routing decisions a variant may reuse across steps
+    out = model(input_ids=ids, use_cache=True, routing_cache=routing)
+    past = out.past_key_values
+    context = ids
+    generated: list[int] = []
+    for _ in range(max_new_tokens):
+        next_id = int(out.logits[0, -1].argmax())
+        if next_id == tokenizer.eos_token_id:
+            break
+        generated.append(next_id)
+        if "\n" in tokenizer.decode(generated[-4:]):
+            break
+        step = torch.tensor([[next_id]], device=device)
+        out = model(
+            input_ids=step,
+            past_key_values=past,
+            context_ids=context,
+            use_cache=True,
+            routing_cache=routing,
+        )
+        past = out.past_key_values
+        context = torch.cat([context, step], dim=1)
+    return tokenizer.decode(generated).split("\n", 1)[0].strip()

@@ -1,0 +1,141 @@
+"""Acceptance gates: every check a PROMOTE needs, each with its observed value and threshold.
+
+A verdict is only as useful as its reasons, so every gate is recorded (passed or not) and a
+REJECT names every gate that failed, not just the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Gate:
+    gate: str
+    metric: str | None
+    passed: bool
+    observed: float | None
+    threshold: float | None
+    comparator: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateInputs:
+    param_ratio: float
+    flop_ratio: float
+    latency_ratio: float | None
+    memory_ratio: float | None
+    tolerance: float
+    latency_budget: float
+    memory_budget: float
+
+
+@dataclass(frozen=True)
+class MetricEvidence:
+    metric: str
+    mean_diff: float
+    ci_low: float
+    p_adjusted: float
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    min_improvement: float
+    alpha: float
+    statistical_significance: bool = True
+    ci_lower_bound_positive: bool = True
+    performance_gates_pass: bool = True
+
+
+def _within(ratio: float, tol: float) -> bool:
+    return 1 - tol <= ratio <= 1 + tol
+
+
+def evaluate_gates(
+    inputs: GateInputs, evidence: Sequence[MetricEvidence], policy: GatePolicy
+) -> list[Gate]:
+    tol = inputs.tolerance
+    gates = [
+        Gate(
+            "budget_parity_params",
+            None,
+            _within(inputs.param_ratio, tol),
+            inputs.param_ratio,
+            tol,
+            "within 1±",
+            "trainable parameters, variant / baseline",
+        ),
+        Gate(
+            "budget_parity_flops",
+            None,
+            _within(inputs.flop_ratio, tol),
+            inputs.flop_ratio,
+            tol,
+            "within 1±",
+            "forward FLOPs per token, variant / baseline",
+        ),
+    ]
+    if policy.performance_gates_pass:
+        for name, ratio, budget, what in (
+            ("latency", inputs.latency_ratio, inputs.latency_budget, "p50 latency"),
+            ("memory", inputs.memory_ratio, inputs.memory_budget, "peak memory"),
+        ):
+            ok = ratio is not None and ratio <= budget
+            detail = f"{what}, variant / baseline" if ratio is not None else f"{what} not measured"
+            gates.append(Gate(name, None, ok, ratio, budget, "<=", detail))
+    for ev in evidence:
+        if policy.ci_lower_bound_positive:
+            gates.append(
+                Gate(
+                    "ci_lower_bound_positive",
+                    ev.metric,
+                    ev.ci_low > 0,
+                    ev.ci_low,
+                    0.0,
+                    ">",
+                    "BCa lower bound of the mean paired difference",
+                )
+            )
+        if policy.statistical_significance:
+            gates.append(
+                Gate(
+                    "statistical_significance",
+                    ev.metric,
+                    ev.p_adjusted < policy.alpha,
+                    ev.p_adjusted,
+                    policy.alpha,
+                    "<",
+                    "BH-adjusted p-value",
+                )
+            )
+        gates.append(
+            Gate(
+                "min_improvement",
+                ev.metric,
+                ev.mean_diff >= policy.min_improvement,
+                ev.mean_diff,
+                policy.min_improvement,
+                ">=",
+                "mean paired difference, raw metric points",
+            )
+        )
+    return gates
+
+
+def verdict(gates: Sequence[Gate]) -> tuple[str, list[str]]:
+    """PROMOTE only when every gate passed; otherwise REJECT with one reason per failed gate."""
+    reasons = []
+    for g in gates:
+        if g.passed:
+            continue
+        label = g.gate if g.metric is None else f"{g.gate}[{g.metric}]"
+        if g.gate.startswith("budget_parity"):
+            label = f"budget parity: {label}"
+        observed = "n/a" if g.observed is None else f"{g.observed:.4g}"
+        bound = f"{g.comparator} {g.threshold:.4g}" if g.threshold is not None else ""
+        reasons.append(
+            f"{label} (observed {observed}, needs {bound})".replace("within 1± ", "within 1±")
+        )
+    return ("PROMOTE" if not reasons else "REJECT"), reasons

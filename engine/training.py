@@ -1,0 +1,127 @@
+"""Adapter fine-tuning, nanoGPT-short: one loop, AdamW, warmup + cosine, clipped gradients.
+
+Baseline and variant call this with the same examples, seed and order, so the only
+difference between them is the adapter. Loss is on the answer tokens only (the prompt is
+context, not something to learn to produce). Each step reports to `on_step`, which the
+runner uses to write step metrics to the store as they happen.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.models.tokenizer import TextTokenizer
+from engine.tasks.qa import QAExample, format_prompt, format_target
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    steps: int
+    batch_size: int
+    learning_rate: float
+    warmup_steps: int
+    gradient_clip: float
+    weight_decay: float
+    seed: int
+    max_length: int
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised on a non-finite loss; the run is failed with this message as its reason."""
+
+
+StepCallback = Callable[[int, float, float, float], None]  # step, loss, lr, elapsed_s
+
+
+def encode_example(
+    tokenizer: TextTokenizer, ex: QAExample, max_length: int
+) -> tuple[list[int], list[int]]:
+    """(input ids, labels) with the prompt masked out and an EOS after the answer."""
+    prompt = tokenizer.encode(format_prompt(ex))
+    target = tokenizer.encode(format_target(ex.answers[0])) + [tokenizer.eos_token_id]
+    ids = (prompt + target)[-max_length:]  # keep the answer if the prompt is too long
+    labels = ([IGNORE] * len(prompt) + target)[-max_length:]
+    return ids, labels
+
+
+def collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad: absolute positions of real tokens stay the same as in unbatched use."""
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (ids, lab) in enumerate(rows):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        labels[i, : len(lab)] = torch.tensor(lab)
+        attention[i, : len(ids)] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+
+
+def batch_order(n_examples: int, steps: int, batch_size: int, seed: int) -> list[list[int]]:
+    """Example indices per step, epoch-wise shuffles from one seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    while len(order) < steps * batch_size:
+        order.extend(torch.randperm(n_examples, generator=generator).tolist())
+    return [order[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
+
+
+def lr_at(step: int, plan: TrainPlan) -> float:
+    if step < plan.warmup_steps:
+        return plan.learning_rate * (step + 1) / plan.warmup_steps
+    span = max(1, plan.steps - plan.warmup_steps)
+    progress = (step - plan.warmup_steps) / span
+    return plan.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_adapter(
+    model: nn.Module,
+    tokenizer: TextTokenizer,
+    examples: Sequence[QAExample],
+    plan: TrainPlan,
+    device: torch.device,
+    on_step: StepCallback | None = None,
+) -> float:
+    """Train the trainable parameters of `model`; returns the last loss."""
+    torch.manual_seed(plan.seed)
+    encoded = [encode_example(tokenizer, ex, plan.max_length) for ex in examples]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=plan.learning_rate, weight_decay=plan.weight_decay)
+    model.train()
+    started = time.perf_counter()
+    loss_value = float("nan")
+    for step, indices in enumerate(
+        batch_order(len(encoded), plan.steps, plan.batch_size, plan.seed)
+    ):
+        lr = lr_at(step, plan)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = {
+            k: v.to(device)
+            for k, v in collate([encoded[i] for i in indices], tokenizer.pad_token_id).items()
+        }
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+            batch["labels"][:, 1:].reshape(-1),
+            ignore_index=IGNORE,
+        )
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(f"non-finite loss ({loss_value}) at step {step + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, plan.gradient_clip)
+        optimizer.step()
+        if on_step is not None:
+            on_step(step + 1, loss_value, lr, time.perf_counter() - started)
+    model.eval()
+    return loss_value

@@ -1,0 +1,144 @@
+"""The interface every adapter variant implements, and the LoRA plumbing they share.
+
+A variant wraps a frozen causal LM, swaps target projections for adapter layers, and exposes
+one forward that also takes the ids *before* the current input (`context_ids`), because
+chunk-sticky variants decide a chunk's routing from the chunk before it, also during
+cached generation where the model only sees the newest token.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+from torch import nn
+
+from engine.variants.config_base import VariantConfig
+from triton_ops import masked_lora
+
+
+class LoraLayer(nn.Module):
+    """A frozen projection plus a rank-r update; reads an optional per-token rank mask."""
+
+    def __init__(self, base: nn.Module, rank: int, scaling: float, block_index: int) -> None:
+        super().__init__()
+        self.base = base
+        self.is_conv1d = type(base).__name__ == "Conv1D"  # GPT-2 stores W as (in, out)
+        if self.is_conv1d:
+            in_features, out_features = base.weight.shape
+        elif isinstance(base, nn.Linear):
+            out_features, in_features = base.weight.shape
+        else:
+            raise TypeError(f"cannot adapt {type(base).__name__}: only Linear and GPT-2 Conv1D")
+        self.in_features, self.out_features = in_features, out_features
+        self.rank, self.scaling, self.block_index = rank, scaling, block_index
+        weight = base.weight
+        self.lora_v = nn.Parameter(torch.empty(in_features, rank, dtype=weight.dtype))
+        self.lora_u = nn.Parameter(torch.zeros(out_features, rank, dtype=weight.dtype))
+        nn.init.kaiming_uniform_(self.lora_v.t(), a=math.sqrt(5))  # as peft: B=0, A random
+        self.mask: torch.Tensor | None = None  # (B, T, r), set by the owning model per forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.base.weight if self.is_conv1d else self.base.weight.t()
+        return masked_lora(
+            x, weight, self.base.bias, self.lora_v, self.lora_u, self.mask, self.scaling
+        )
+
+    def delta_weight(self) -> torch.Tensor:
+        """ΔW in (in, out) layout, for inspection and merging (static part, mask all-on)."""
+        return self.scaling * (self.lora_v @ self.lora_u.t())
+
+
+_BLOCK_RE = re.compile(r"\.(\d+)\.")
+
+
+def inject_lora(model: nn.Module, config: VariantConfig) -> dict[str, LoraLayer]:
+    """Replace every module whose name ends with a target suffix; refuse a config matching none."""
+    targets = tuple(config.target_modules)
+    replaced: dict[str, LoraLayer] = {}
+    for name, module in list(model.named_modules()):
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf not in targets or isinstance(module, LoraLayer):
+            continue
+        match = _BLOCK_RE.search(name + ".")
+        block = int(match.group(1)) if match else 0
+        parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+        layer = LoraLayer(module, config.rank_dimension, config.scaling, block)
+        setattr(parent, leaf, layer)
+        replaced[name] = layer
+    if not replaced:
+        raise ValueError(
+            f"bem_config.target_modules {list(targets)} matched no module of the model"
+        )
+    return replaced
+
+
+class AdapterModel(nn.Module):
+    """Frozen base LM + adapters. Subclasses set per-forward state in `prepare(...)`."""
+
+    def __init__(self, base_model: nn.Module, config: VariantConfig) -> None:
+        super().__init__()
+        for p in base_model.parameters():
+            p.requires_grad_(False)
+        self.base_model = base_model
+        self.config = config
+        self.lora_layers = inject_lora(base_model, config)
+        self.n_blocks = 1 + max(layer.block_index for layer in self.lora_layers.values())
+
+    def prepare(
+        self,
+        input_ids: torch.Tensor,
+        context_ids: torch.Tensor | None,
+        routing_cache: dict | None = None,
+    ) -> None:
+        """Per-forward routing state; the static baseline has none.
+
+        `routing_cache` is a dict the caller keeps across the decode steps of one sequence,
+        so routing decided once per chunk (or once per prompt) is not recomputed per token.
+        """
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: object | None = None,
+        context_ids: torch.Tensor | None = None,
+        use_cache: bool = False,
+        routing_cache: dict | None = None,
+    ):
+        self.prepare(input_ids, context_ids, routing_cache)
+        try:
+            return self.base_model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                past_key_values=past_key_values,
+                use_cache=use_cache,
+            )
+        finally:
+            for layer in self.lora_layers.values():
+                layer.mask = None
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only what training changed: what gets saved as the run's adapter weights."""
+        return {
+            n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad
+        }
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        params = dict(self.named_parameters())
+        missing = [n for n, p in params.items() if p.requires_grad and n not in state]
+        if missing:
+            raise KeyError(f"adapter weights miss {missing[:3]}")
+        with torch.no_grad():
+            for name, tensor in state.items():
+                params[name].copy_(tensor)
+
+    def delta_weights(self) -> dict[str, torch.Tensor]:
+        return {name: layer.delta_weight() for name, layer in self.lora_layers.items()}
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(total, trainable), counting the frozen base too."""
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return total, trainable

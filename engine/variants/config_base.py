@@ -1,0 +1,28 @@
+"""Config fields every adapter variant shares: the LoRA geometry its baseline is built from.
+
+Each variant's config subclasses this, so the static-LoRA baseline of a comparison always has
+exactly the variant's rank, scaling and target modules (same GEMM shapes, same data, same seed).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GPT2_TARGETS = ["c_attn", "c_proj", "c_fc"]
+
+
+class VariantConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str
+    rank_dimension: int = Field(8, ge=1, le=4096, description="LoRA rank r of every adapted layer")
+    lora_alpha: float = Field(16.0, gt=0, description="scaling = lora_alpha / rank_dimension")
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(GPT2_TARGETS),
+        min_length=1,
+        description="module-name suffixes to adapt (GPT-2: c_attn, c_proj, c_fc)",
+    )
+
+    @property
+    def scaling(self) -> float:
+        return self.lora_alpha / self.rank_dimension

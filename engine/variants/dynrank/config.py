@@ -1,0 +1,28 @@
+"""V1 knobs: how many rank components stay active and how often the mask may change."""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from engine.variants.config_base import VariantConfig
+
+
+class DynamicRankConfig(VariantConfig):
+    variant: Literal["pt1_dynamic_rank"] = "pt1_dynamic_rank"
+    active_ratio: float = Field(0.5, gt=0, le=1, description="k = round(active_ratio * r) active")
+    chunk_size: int = Field(64, ge=1, description="tokens per chunk; a chunk's mask is sticky")
+    predictor_hidden: int = Field(8, ge=1, description="bottleneck width of the mask predictor")
+    head_groups: int = Field(
+        4, ge=1, description="kept for spec compatibility (used by PT1 gating)"
+    )
+    temperature: float = Field(1.0, gt=0, description="sigmoid temperature of the STE surrogate")
+
+    @property
+    def k_active(self) -> int:
+        return max(1, round(self.active_ratio * self.rank_dimension))
+
+    @model_validator(mode="after")
+    def _k_within_rank(self) -> "DynamicRankConfig":
+        if self.k_active > self.rank_dimension:
+            raise ValueError("active_ratio * rank_dimension exceeds rank_dimension")
+        return self

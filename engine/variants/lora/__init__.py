@@ -1,0 +1,1 @@
+"""Static LoRA: the baseline every variant is compared with."""

@@ -1,0 +1,74 @@
+"""Configs of the variants whose engines have not landed yet.
+
+Their specs validate today (so `bemctl validate` covers all nine experiments) and `bemctl run`
+refuses them with "not implemented yet: <variant>" until their issue lands.
+"""
+
+from typing import Literal
+
+from pydantic import Field
+
+from engine.variants.config_base import VariantConfig
+
+
+class GateShapingConfig(VariantConfig):
+    variant: Literal["pt1_gate_shaping"] = "pt1_gate_shaping"
+    head_groups: int = Field(4, ge=1)
+    n_passages: int = Field(4, ge=2)
+    margin_loss_weight: float = Field(0.1, ge=0)
+
+
+class KroneckerConfig(VariantConfig):
+    variant: Literal["kronecker_down"] = "kronecker_down"
+    kron_rank: int = Field(2, ge=1)
+    spectral_budget: float = Field(1.0, gt=0)
+
+
+class ResidualFilmConfig(VariantConfig):
+    variant: Literal["residual_film"] = "residual_film"
+    film_layers: list[int] = Field(default_factory=lambda: [1, 2])
+    gamma_range: tuple[float, float] = (0.5, 2.0)
+    beta_range: tuple[float, float] = (-0.5, 0.5)
+
+
+class RouterBCConfig(VariantConfig):
+    variant: Literal["agentic_router_bc"] = "agentic_router_bc"
+    n_experts: int = Field(3, ge=2)
+    max_plan_length: int = Field(3, ge=1)
+
+
+class RouterPGConfig(VariantConfig):
+    variant: Literal["agentic_router_pg"] = "agentic_router_pg"
+    n_experts: int = Field(3, ge=2)
+    max_plan_length: int = Field(3, ge=1)
+    trust_region_kl: float = Field(0.01, gt=0)
+
+
+class OnlineShadowConfig(VariantConfig):
+    variant: Literal["online_shadow"] = "online_shadow"
+    ewc_lambda: float = Field(0.1, ge=0)
+    canary_fraction: float = Field(0.05, gt=0, lt=1)
+
+
+class MultimodalConfig(VariantConfig):
+    variant: Literal["multimodal_mini"] = "multimodal_mini"
+    patch_size: int = Field(4, ge=1)
+    vision_dim: int = Field(32, ge=1)
+
+
+class SafetyCurveConfig(VariantConfig):
+    variant: Literal["safety_curve"] = "safety_curve"
+    safety_rank: int = Field(4, ge=1)
+    curve_points: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+PENDING = [
+    GateShapingConfig,
+    KroneckerConfig,
+    ResidualFilmConfig,
+    RouterBCConfig,
+    RouterPGConfig,
+    OnlineShadowConfig,
+    MultimodalConfig,
+    SafetyCurveConfig,
+]

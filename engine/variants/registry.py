@@ -1,0 +1,65 @@
+"""Name -> variant registry, in peft's manner: a spec's `bem_config.variant` selects the module.
+
+Configs are imported eagerly (pydantic only, cheap) so specs validate without torch; the model
+class is imported lazily from `builder` ("module:attr") the first time a run needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from bemctl.errors import BemctlError
+from engine.variants.config_base import VariantConfig
+from engine.variants.dynrank.config import DynamicRankConfig
+from engine.variants.lora.config import LoraConfig
+from engine.variants.pending import PENDING
+
+
+@dataclass(frozen=True)
+class VariantEntry:
+    name: str
+    config_cls: type[VariantConfig]
+    builder: str | None  # "module:Class" of the AdapterModel; None = not implemented yet
+    description: str
+
+
+def _name(cls: type[VariantConfig]) -> str:
+    return cls.model_fields["variant"].default
+
+
+REGISTRY: dict[str, VariantEntry] = {}
+
+
+def register(config_cls: type[VariantConfig], builder: str | None, description: str) -> None:
+    name = _name(config_cls)
+    if name in REGISTRY:
+        raise ValueError(f"variant {name!r} registered twice")
+    REGISTRY[name] = VariantEntry(name, config_cls, builder, description)
+
+
+register(LoraConfig, "engine.variants.lora.model:StaticLoraModel", "static LoRA (baseline)")
+register(
+    DynamicRankConfig,
+    "engine.variants.dynrank.model:DynamicRankModel",
+    "PT1 + dynamic rank mask",
+)
+for _cls in PENDING:
+    register(_cls, None, _cls.__doc__ or _name(_cls))
+
+
+def get_entry(name: str) -> VariantEntry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise BemctlError(f"unknown variant {name!r}; known: {known}") from None
+
+
+def model_class(name: str) -> type:
+    """The AdapterModel class for `name`; refuses variants whose engine has not landed."""
+    entry = get_entry(name)
+    if entry.builder is None:
+        raise BemctlError(f"not implemented yet: {name}")
+    module_name, attr = entry.builder.split(":")
+    return getattr(importlib.import_module(module_name), attr)

@@ -1,0 +1,334 @@
+"""The store's reads and writes, each write one transaction.
+
+Callers (engine, CLI) go through these functions instead of building sessions, so the
+transaction boundaries that keep the database consistent live in one place: a step's
+loss and the run's progress move together, a comparison appears with all its stats
+and gates or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import datetime
+from typing import Any
+
+import psutil
+from sqlalchemy import func, insert
+from sqlmodel import Session, col, select
+
+from store.db import Store
+from store.models import (
+    ACTIVE_STATUSES,
+    RUN_ROLES,
+    RUN_STATUSES,
+    Comparison,
+    ExampleScore,
+    Experiment,
+    GateDecision,
+    Prediction,
+    Run,
+    StatResult,
+    StepMetric,
+)
+from store.types import utcnow
+
+ComparisonBundle = tuple[Experiment, Comparison, list[StatResult], list[GateDecision], Run, Run]
+
+# A pid is only evidence of life if that process is at least as old as the run row;
+# allow for the coarseness of process start times.
+_PID_START_SLACK_S = 2.0
+
+
+# -- experiments and runs -------------------------------------------------------------
+
+
+def get_or_create_experiment(
+    store: Store, name: str, spec_json: str, spec_hash: str, spec_path: str
+) -> Experiment:
+    """The experiment row for this exact spec; an edited spec gets a new row."""
+    with store.session() as session:
+        existing = session.exec(
+            select(Experiment).where(Experiment.name == name, Experiment.spec_hash == spec_hash)
+        ).first()
+        if existing is not None:
+            return existing
+        experiment = Experiment(
+            name=name, spec_json=spec_json, spec_hash=spec_hash, spec_path=spec_path
+        )
+        session.add(experiment)
+        session.flush()
+        return experiment
+
+
+def create_run(
+    store: Store,
+    *,
+    experiment_id: int,
+    invocation_id: str,
+    role: str,
+    seed: int,
+    quick: bool,
+    device: str,
+    total_steps: int,
+) -> Run:
+    """A queued run owned by this process (pid/hostname let a later process reap it)."""
+    if role not in RUN_ROLES:
+        raise ValueError(f"run role must be one of {RUN_ROLES}, not {role!r}")
+    run = Run(
+        experiment_id=experiment_id,
+        invocation_id=invocation_id,
+        role=role,
+        seed=seed,
+        status="queued",
+        quick=quick,
+        device=device,
+        total_steps=total_steps,
+        pid=os.getpid(),
+        hostname=socket.gethostname(),
+    )
+    with store.session() as session:
+        session.add(run)
+        session.flush()
+    return run
+
+
+def mark_run_running(store: Store, run_id: int) -> None:
+    """Running, started now."""
+    with store.session() as session:
+        run = _require_run(session, run_id)
+        run.status = "running"
+        run.started_at = utcnow()
+
+
+def mark_run_finished(store: Store, run_id: int, status: str, error: str | None = None) -> None:
+    """A terminal status (succeeded/failed/cancelled), finished now."""
+    if status not in RUN_STATUSES or status in ACTIVE_STATUSES:
+        raise ValueError(f"not a terminal run status: {status!r}")
+    with store.session() as session:
+        run = _require_run(session, run_id)
+        run.status = status
+        run.error = error
+        run.finished_at = utcnow()
+
+
+_RUN_COLUMNS = frozenset(Run.__table__.columns.keys()) - {"id"}
+
+
+def update_run(store: Store, run_id: int, **fields: Any) -> None:
+    """Set measured columns (params, latency, memory...); unknown names are a bug."""
+    unknown = set(fields) - _RUN_COLUMNS
+    if unknown:
+        raise ValueError(f"unknown run column(s): {', '.join(sorted(unknown))}")
+    if "status" in fields and fields["status"] not in RUN_STATUSES:
+        raise ValueError(f"unknown run status: {fields['status']!r}")
+    with store.session() as session:
+        run = _require_run(session, run_id)
+        for name, value in fields.items():
+            setattr(run, name, value)
+
+
+def record_step(
+    store: Store, run_id: int, step: int, loss: float, lr: float, elapsed_s: float
+) -> None:
+    """Append a loss-curve point and move the run's progress in the same transaction,
+    so a watcher never sees progress that the curve does not have (or vice versa)."""
+    with store.session() as session:
+        run = _require_run(session, run_id)
+        session.add(StepMetric(run_id=run_id, step=step, loss=loss, lr=lr, elapsed_s=elapsed_s))
+        run.current_step = step
+        run.last_loss = loss
+
+
+def record_evaluation(
+    store: Store,
+    run_id: int,
+    scores: dict[str, dict[str, float]],
+    predictions: list[tuple[str, str, list[str], float | None]],
+) -> None:
+    """Store per-example scores (example_id -> metric -> value) and predictions
+    (example_id, prediction, references, latency_ms) in one bulk transaction."""
+    score_rows = [
+        {"run_id": run_id, "example_id": example_id, "metric": metric, "value": value}
+        for example_id, metrics in scores.items()
+        for metric, value in metrics.items()
+    ]
+    prediction_rows = [
+        {
+            "run_id": run_id,
+            "example_id": example_id,
+            "prediction": prediction,
+            "references_json": json.dumps(list(references)),
+            "latency_ms": latency_ms,
+        }
+        for example_id, prediction, references, latency_ms in predictions
+    ]
+    with store.session() as session:
+        _require_run(session, run_id)
+        if score_rows:
+            session.exec(insert(ExampleScore), params=score_rows)
+        if prediction_rows:
+            session.exec(insert(Prediction), params=prediction_rows)
+
+
+def save_comparison(
+    store: Store, comparison: Comparison, stats: list[StatResult], gates: list[GateDecision]
+) -> int:
+    """Write a comparison with its stats and gates atomically; returns its id.
+
+    The child rows get the new id assigned here, whatever they carried before.
+    """
+    with store.session() as session:
+        session.add(comparison)
+        session.flush()
+        assert comparison.id is not None
+        for row in (*stats, *gates):
+            row.comparison_id = comparison.id
+            session.add(row)
+        session.flush()
+        return comparison.id
+
+
+def reap_stale_runs(store: Store) -> list[int]:
+    """Fail this host's queued/running runs whose process has died (crash, kill -9,
+    power loss), so they stop showing as running forever. Returns their ids.
+
+    Runs from other hosts are left alone: their pids mean nothing here.
+    """
+    me = os.getpid()
+    now = utcnow()
+    reaped: list[int] = []
+    with store.session() as session:
+        candidates = session.exec(
+            select(Run).where(
+                col(Run.status).in_(ACTIVE_STATUSES),
+                Run.hostname == socket.gethostname(),
+                col(Run.pid).is_not(None),
+                Run.pid != me,
+            )
+        ).all()
+        for run in candidates:
+            assert run.pid is not None
+            if _process_alive(run.pid, run.created_at):
+                continue
+            run.status = "failed"
+            run.error = f"interrupted: process {run.pid} is gone"
+            run.finished_at = now
+            assert run.id is not None
+            reaped.append(run.id)
+    return reaped
+
+
+def _process_alive(pid: int, since: datetime) -> bool:
+    """Whether `pid` is still the process that created a run at `since`.
+
+    A pid that exists but belongs to a process started after the run was created
+    has been reused by the OS: the run's own process is gone.
+    """
+    if not psutil.pid_exists(pid):
+        return False
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # exists but cannot be inspected (e.g. another user's): assume alive
+    return started <= since.timestamp() + _PID_START_SLACK_S
+
+
+def _require_run(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise LookupError(f"run {run_id} does not exist")
+    return run
+
+
+# -- reads ----------------------------------------------------------------------------
+
+
+def list_experiments(store: Store) -> list[Experiment]:
+    """All experiment rows, oldest first."""
+    with store.read_session() as session:
+        return list(session.exec(select(Experiment).order_by(col(Experiment.id))).all())
+
+
+def list_runs(store: Store, limit: int = 20) -> list[Run]:
+    """The newest `limit` runs, newest first."""
+    with store.read_session() as session:
+        return list(session.exec(select(Run).order_by(col(Run.id).desc()).limit(limit)).all())
+
+
+def get_run(store: Store, run_id: int) -> Run | None:
+    with store.read_session() as session:
+        return session.get(Run, run_id)
+
+
+def step_metrics(store: Store, run_id: int) -> list[StepMetric]:
+    """A run's loss curve in step order."""
+    with store.read_session() as session:
+        return list(
+            session.exec(
+                select(StepMetric).where(StepMetric.run_id == run_id).order_by(col(StepMetric.step))
+            ).all()
+        )
+
+
+def example_scores(store: Store, run_id: int) -> dict[str, dict[str, float]]:
+    """metric -> example_id -> value: the shape paired statistics consume."""
+    with store.read_session() as session:
+        rows = session.exec(
+            select(ExampleScore.metric, ExampleScore.example_id, ExampleScore.value).where(
+                ExampleScore.run_id == run_id
+            )
+        ).all()
+    result: dict[str, dict[str, float]] = {}
+    for metric, example_id, value in rows:
+        result.setdefault(metric, {})[example_id] = value
+    return result
+
+
+def latest_comparisons(store: Store, names: list[str] | None = None) -> list[ComparisonBundle]:
+    """For each experiment name, its newest comparison with stats, gates and both runs.
+
+    An edited spec is a new experiment row under the same name, so "newest" spans
+    all of a name's rows. Ordered as `names`, or by name; names never compared are
+    skipped.
+    """
+    newest = select(func.max(Comparison.id)).join(
+        Experiment, col(Experiment.id) == Comparison.experiment_id
+    )
+    if names is not None:
+        newest = newest.where(col(Experiment.name).in_(names))
+    newest = newest.group_by(Experiment.name)
+    with store.read_session() as session:
+        pairs = session.exec(
+            select(Experiment, Comparison)
+            .join(Comparison, col(Comparison.experiment_id) == Experiment.id)
+            .where(col(Comparison.id).in_(newest))
+        ).all()
+        bundles: dict[str, ComparisonBundle] = {}
+        for experiment, comparison in pairs:
+            stats = session.exec(
+                select(StatResult)
+                .where(StatResult.comparison_id == comparison.id)
+                .order_by(col(StatResult.id))
+            ).all()
+            gates = session.exec(
+                select(GateDecision)
+                .where(GateDecision.comparison_id == comparison.id)
+                .order_by(col(GateDecision.id))
+            ).all()
+            baseline = session.get(Run, comparison.baseline_run_id)
+            variant = session.get(Run, comparison.variant_run_id)
+            assert baseline is not None and variant is not None  # foreign keys
+            bundles[experiment.name] = (
+                experiment,
+                comparison,
+                list(stats),
+                list(gates),
+                baseline,
+                variant,
+            )
+    order = list(dict.fromkeys(names)) if names is not None else sorted(bundles)
+    return [bundles[name] for name in order if name in bundles]

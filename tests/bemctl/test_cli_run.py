@@ -1,0 +1,178 @@
+"""End to end through the real CLI entry point, on the tiny project of conftest.py."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import yaml
+
+from store import queries
+from store.db import Store
+
+
+def _store(project: Path) -> Store:
+    return Store(project / ".bemctl" / "bemctl.db", readonly=True)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _custom_jsonl_spec(project: Path) -> None:
+    """A user's own experiment, copied from v1_dynrank, on their own JSONL data."""
+    from engine.tasks.qa import make_qa_splits
+
+    train, evals = make_qa_splits(40, 20, seed=7)
+    as_rows = [
+        {
+            "id": ex.id,
+            "context": ex.context,
+            "question": ex.question,
+            "answers": {"text": list(ex.answers), "answer_start": [0]},
+        }
+        for ex in train
+    ]
+    _write_jsonl(project / "train.jsonl", as_rows)
+    _write_jsonl(
+        project / "eval.jsonl",
+        [
+            {
+                "id": ex.id,
+                "context": ex.context,
+                "question": ex.question,
+                "answers": list(ex.answers),
+            }
+            for ex in evals
+        ],
+    )
+    spec = yaml.safe_load((project / "experiments" / "v1_dynrank.yml").read_text())
+    spec["experiment_name"] = "my_custom_variant"
+    spec["bem_config"]["rank_dimension"] = 4
+    spec["bem_config"]["active_ratio"] = 0.25
+    spec["data"] = {
+        "task": "jsonl_qa",
+        "train_file": "../train.jsonl",
+        "eval_file": "../eval.jsonl",
+        "max_new_tokens": 6,
+    }
+    (project / "experiments" / "my_custom_variant.yml").write_text(yaml.safe_dump(spec))
+
+
+def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
+    _custom_jsonl_spec(project)
+    result = cli("run", "v1_dynrank", "my_custom_variant", "--quick")
+    assert result.code == 0, result.err
+    assert "v1_dynrank" in result.out and "my_custom_variant" in result.out
+    assert ("PROMOTE" in result.out) or ("REJECT" in result.out)
+    assert "family of 4 hypotheses" in result.out
+
+    with _store(project) as store:
+        bundles = queries.latest_comparisons(store)
+        assert {b[0].name for b in bundles} == {"v1_dynrank", "my_custom_variant"}
+        for experiment, comp, stat_rows, gate_rows, base_run, var_run in bundles:
+            assert comp.verdict in ("PROMOTE", "REJECT")
+            assert {s.metric for s in stat_rows} == {"exact_match", "f1"}
+            assert all(s.family_size == 4 for s in stat_rows)
+            assert {g.gate for g in gate_rows} >= {
+                "budget_parity_params",
+                "budget_parity_flops",
+                "latency",
+                "memory",
+                "ci_lower_bound_positive",
+                "statistical_significance",
+                "min_improvement",
+            }
+            failed = [g for g in gate_rows if not g.passed]
+            assert (comp.verdict == "PROMOTE") == (not failed)
+            assert len(json.loads(comp.reasons_json)) == len(failed)
+            for run in (base_run, var_run):
+                assert run.status == "succeeded"
+                assert run.current_step == run.total_steps == 6
+                assert len(queries.step_metrics(store, run.id)) == 6
+                assert run.params_trainable and run.flops_per_token and run.latency_p50_ms
+                assert run.memory_kind == "cpu_peak_rss" and run.peak_memory_bytes > 0
+                assert Path(run.adapter_path).is_file()
+                scores = queries.example_scores(store, run.id)
+                n_eval = 24 if experiment.name == "v1_dynrank" else 20
+                assert {m: len(v) for m, v in scores.items()} == {
+                    "exact_match": n_eval,
+                    "f1": n_eval,
+                }
+            # the verdict's statistics are recomputable from the stored per-example scores
+            base = queries.example_scores(store, base_run.id)["f1"]
+            var = queries.example_scores(store, var_run.id)["f1"]
+            f1 = next(s for s in stat_rows if s.metric == "f1")
+            diff = sum(var[k] - base[k] for k in base) / len(base)
+            assert abs(f1.mean_diff - diff) < 1e-12
+
+    report = cli("report", "--format", "json")
+    assert report.code == 0
+    records = json.loads(report.out)
+    assert {r["experiment_id"] for r in records} == {"v1_dynrank", "my_custom_variant"}
+    rec = next(r for r in records if r["experiment_id"] == "v1_dynrank")
+    assert rec["acceptance_decision"]["overall_verdict"] in ("PROMOTE", "REJECT")
+    assert set(rec["statistical_validation"]["bca_bootstrap"]) == {"exact_match", "f1"}
+    assert rec["statistical_validation"]["fdr_correction"]["family_size"] == 4
+    assert rec["baseline_metrics"]["trainable_parameters"] > 0
+
+    md_path = project / "out" / "report.md"
+    md = cli("report", "v1_dynrank", "--format", "md", "--output", str(md_path))
+    assert md.code == 0
+    text = md_path.read_text()
+    assert "# bemctl report" in text and "v1_dynrank" in text and "BCa" in text
+    assert "my_custom_variant" not in text
+
+    listing = cli("list")
+    assert listing.code == 0 and "v1_dynrank" in listing.out and "succeeded" in listing.out
+    shown = cli("show", str(rec["baseline_metrics"]["run_id"]))
+    assert shown.code == 0 and "loss curve" in shown.out
+
+
+def test_unimplemented_variant_exits_2(project: Path, cli) -> None:
+    result = cli("run", "v2_gateshaping", "--quick")
+    assert result.code == 2
+    assert "not implemented yet: pt1_gate_shaping" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_unknown_experiment_lists_valid_ids(project: Path, cli) -> None:
+    result = cli("run", "v9_nope")
+    assert result.code == 2
+    assert "unknown experiment 'v9_nope'" in result.err and "v1_dynrank" in result.err
+
+
+def test_bad_flag_value_is_one_line(project: Path, cli) -> None:
+    result = cli("run", "v1_dynrank", "--fdr-alpha", "2")
+    assert result.code == 2
+    assert result.err.strip().count("\n") == 0 and "--fdr-alpha" in result.err
+
+
+def test_locked_store_is_reported(project: Path, cli) -> None:
+    db = project / ".bemctl" / "bemctl.db"
+    Store(db).close()  # create it
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = cli("run", "v1_dynrank", "--quick")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.code == 2
+    assert "locked" in result.err and "Traceback" not in result.err
+
+
+def test_unreadable_store_is_reported(project: Path, cli) -> None:
+    db = project / ".bemctl" / "bemctl.db"
+    db.parent.mkdir(parents=True)
+    db.write_text("this is not sqlite\n" * 100)
+    result = cli("run", "v1_dynrank", "--quick")
+    assert result.code == 2
+    assert "not a database" in result.err
+
+
+def test_report_on_empty_store(project: Path, cli) -> None:
+    result = cli("report")
+    assert result.code == 0
+    assert "nothing to report" in result.err

@@ -1,0 +1,74 @@
+"""Shared fixtures: a throw-away project (bemctl.toml + experiments/) sized to run in seconds."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_TOML = """
+store = ".bemctl/bemctl.db"
+store_busy_timeout_s = 0.3
+experiments_dirs = ["experiments"]
+device = "cpu"
+seed = 0
+
+[quick]
+train_examples = 48
+eval_examples = 24
+train_steps = 6
+batch_size = 8
+latency_rounds = 4
+bootstrap_samples = 500
+
+[pretrain]
+steps = 8
+batch_size = 8
+learning_rate = 0.002
+corpus_docs = 200
+"""
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project dir with a tiny bemctl.toml and copies of the shipped specs; cwd is set to it."""
+    (tmp_path / "bemctl.toml").write_text(TINY_TOML)
+    shutil.copytree(REPO / "experiments", tmp_path / "experiments")
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in __import__("os").environ if k.startswith("BEMCTL_")]:
+        monkeypatch.delenv(key)
+    return tmp_path
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., CliResult]:
+    """Run `bemctl ARGS...` in-process through the real entry point; returns code and output."""
+    from bemctl.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["bemctl", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -1,0 +1,144 @@
+"""Acceptance gates: every gate recorded, REJECT names every failed gate."""
+
+from dataclasses import replace
+
+from engine.gates import GateInputs, GatePolicy, MetricEvidence, evaluate_gates, verdict
+
+PASSING_INPUTS = GateInputs(
+    param_ratio=1.02,
+    flop_ratio=0.99,
+    latency_ratio=1.05,
+    memory_ratio=1.01,
+    tolerance=0.05,
+    latency_budget=1.15,
+    memory_budget=1.05,
+)
+POLICY = GatePolicy(min_improvement=0.005, alpha=0.05)
+GOOD_EVIDENCE = [
+    MetricEvidence("exact_match", mean_diff=0.03, ci_low=0.01, p_adjusted=0.001),
+    MetricEvidence("f1", mean_diff=0.02, ci_low=0.004, p_adjusted=0.01),
+]
+
+
+def _by_name(gates):
+    return {(g.gate, g.metric): g for g in gates}
+
+
+def test_all_pass_promotes_without_reasons() -> None:
+    gates = evaluate_gates(PASSING_INPUTS, GOOD_EVIDENCE, POLICY)
+    assert all(g.passed for g in gates)
+    names = set(_by_name(gates))
+    assert names == {
+        ("budget_parity_params", None),
+        ("budget_parity_flops", None),
+        ("latency", None),
+        ("memory", None),
+        ("ci_lower_bound_positive", "exact_match"),
+        ("statistical_significance", "exact_match"),
+        ("min_improvement", "exact_match"),
+        ("ci_lower_bound_positive", "f1"),
+        ("statistical_significance", "f1"),
+        ("min_improvement", "f1"),
+    }
+    assert verdict(gates) == ("PROMOTE", [])
+
+
+def test_param_ratio_outside_tolerance_rejects_with_budget_parity() -> None:
+    inputs = replace(PASSING_INPUTS, param_ratio=1.08)
+    gates = evaluate_gates(inputs, GOOD_EVIDENCE, POLICY)
+    gate = _by_name(gates)[("budget_parity_params", None)]
+    assert not gate.passed
+    assert (gate.observed, gate.threshold) == (1.08, 0.05)
+    decision, reasons = verdict(gates)
+    assert decision == "REJECT"
+    assert len(reasons) == 1
+    assert "budget parity" in reasons[0]
+    assert "budget_parity_params" in reasons[0]
+    assert "1.08" in reasons[0]
+
+
+def test_param_ratio_below_tolerance_also_fails() -> None:
+    gates = evaluate_gates(replace(PASSING_INPUTS, param_ratio=0.9), GOOD_EVIDENCE, POLICY)
+    assert not _by_name(gates)[("budget_parity_params", None)].passed
+
+
+def test_tolerance_bounds_are_inclusive() -> None:
+    inputs = replace(PASSING_INPUTS, param_ratio=1.05, flop_ratio=0.95)
+    gates = _by_name(evaluate_gates(inputs, GOOD_EVIDENCE, POLICY))
+    assert gates[("budget_parity_params", None)].passed
+    assert gates[("budget_parity_flops", None)].passed
+
+
+def test_latency_over_budget_names_latency() -> None:
+    gates = evaluate_gates(replace(PASSING_INPUTS, latency_ratio=1.3), GOOD_EVIDENCE, POLICY)
+    decision, reasons = verdict(gates)
+    assert decision == "REJECT"
+    assert len(reasons) == 1
+    assert "latency" in reasons[0]
+    assert "1.3" in reasons[0] and "1.15" in reasons[0]
+
+
+def test_every_failed_gate_is_a_reason() -> None:
+    inputs = replace(
+        PASSING_INPUTS, param_ratio=1.2, flop_ratio=1.2, latency_ratio=2.0, memory_ratio=1.5
+    )
+    evidence = [
+        MetricEvidence("exact_match", mean_diff=-0.01, ci_low=-0.05, p_adjusted=0.4),
+        MetricEvidence("f1", mean_diff=0.02, ci_low=0.004, p_adjusted=0.01),
+    ]
+    gates = evaluate_gates(inputs, evidence, POLICY)
+    failed = [g for g in gates if not g.passed]
+    decision, reasons = verdict(gates)
+    assert decision == "REJECT"
+    assert len(failed) == 7
+    assert len(reasons) == len(failed)
+    joined = "\n".join(reasons)
+    for needle in (
+        "budget_parity_params",
+        "budget_parity_flops",
+        "latency",
+        "memory",
+        "ci_lower_bound_positive[exact_match]",
+        "statistical_significance[exact_match]",
+        "min_improvement[exact_match]",
+    ):
+        assert needle in joined, needle
+    assert "[f1]" not in joined  # f1 passed every gate
+    assert sum("budget parity" in r for r in reasons) == 2
+
+
+def test_performance_gates_can_be_skipped() -> None:
+    inputs = replace(PASSING_INPUTS, latency_ratio=3.0, memory_ratio=None)
+    policy = replace(POLICY, performance_gates_pass=False)
+    gates = evaluate_gates(inputs, GOOD_EVIDENCE, policy)
+    names = {g.gate for g in gates}
+    assert "latency" not in names and "memory" not in names
+    assert {"budget_parity_params", "budget_parity_flops"} <= names
+    assert verdict(gates) == ("PROMOTE", [])
+
+
+def test_unmeasured_latency_fails() -> None:
+    gates = evaluate_gates(replace(PASSING_INPUTS, latency_ratio=None), GOOD_EVIDENCE, POLICY)
+    gate = _by_name(gates)[("latency", None)]
+    assert not gate.passed
+    assert gate.observed is None
+    assert "not measured" in gate.detail
+    decision, reasons = verdict(gates)
+    assert decision == "REJECT"
+    assert reasons == ["latency (observed n/a, needs <= 1.15)"]
+
+
+def test_policy_switches_drop_statistical_gates() -> None:
+    policy = replace(POLICY, statistical_significance=False, ci_lower_bound_positive=False)
+    evidence = [MetricEvidence("f1", mean_diff=0.02, ci_low=-0.5, p_adjusted=0.9)]
+    gates = evaluate_gates(PASSING_INPUTS, evidence, policy)
+    assert {g.gate for g in gates if g.metric == "f1"} == {"min_improvement"}
+    assert verdict(gates)[0] == "PROMOTE"
+
+
+def test_significance_and_ci_thresholds_are_strict() -> None:
+    evidence = [MetricEvidence("f1", mean_diff=0.005, ci_low=0.0, p_adjusted=0.05)]
+    gates = _by_name(evaluate_gates(PASSING_INPUTS, evidence, POLICY))
+    assert not gates[("ci_lower_bound_positive", "f1")].passed  # needs > 0
+    assert not gates[("statistical_significance", "f1")].passed  # needs < alpha
+    assert gates[("min_improvement", "f1")].passed  # >= min_improvement
