@@ -306,7 +306,15 @@ def _write_atomically(path: Path, text: str) -> None:
 def main() -> None:
     """Entry point: user errors become one line on stderr with their exit code."""
     try:
-        app(standalone_mode=False)
+        # Non-standalone typer returns the exit code of typer.Exit (and 130 for Ctrl-C).
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            if code == 130:
+                err.print(
+                    "interrupted: unfinished runs were marked cancelled; "
+                    "no partial verdicts written"
+                )
+            sys.exit(code)
     except BemctlError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

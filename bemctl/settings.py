@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     store_busy_timeout_s: float = Field(5.0, ge=0, description="wait this long for a locked store")
     experiments_dirs: list[Path] = [Path("experiments")]
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int = Field(0, ge=0, description="CPU intra-op threads; 0 = torch's default")
     seed: int = 0
     bootstrap_samples: int = Field(10_000, ge=100)
     fdr_alpha: float = Field(0.05, gt=0, lt=1)

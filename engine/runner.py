@@ -136,6 +136,8 @@ class ExperimentRunner:
         self.options = options
         self.progress = progress or NullProgress()
         self.device = resolve_device(settings.device)
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
         self.invocation_id = uuid.uuid4().hex[:12]
         self.adapter_dir = settings.store_path.parent / "adapters"
 
@@ -188,7 +190,14 @@ class ExperimentRunner:
             queries.update_run(
                 self.store, run_ids[role], latency_p50_ms=lat.p50, latency_p95_ms=lat.p95
             )
-        metrics = [self._metric_stats(m, b.scores, v.scores, plan) for m in spec.validation.metrics]
+        phase = self.progress.phase(
+            f"{spec.experiment_name}: statistics (BCa, tests)", len(spec.validation.metrics)
+        )
+        metrics = []
+        for metric in spec.validation.metrics:
+            metrics.append(self._metric_stats(metric, b.scores, v.scores, plan))
+            phase.advance(1, metric)
+        phase.done()
         return ExperimentOutcome(
             name=spec.experiment_name,
             spec=loaded,

@@ -17,6 +17,7 @@ store = ".bemctl/bemctl.db"
 store_busy_timeout_s = 0.3
 experiments_dirs = ["experiments"]
 device = "cpu"
+torch_threads = 1
 seed = 0
 
 [quick]
