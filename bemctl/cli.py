@@ -133,6 +133,9 @@ def _print_verdicts(outcomes) -> None:
             out.print(f"  [red]✗[/] {escape(reason)}")
         if not o.reasons:
             out.print("  [green]✓ all gates passed[/]")
+    if outcomes:
+        names = " ".join(o.name for o in outcomes)
+        out.print(f"\nstored; write it up with: bemctl report {names} --format md")
 
 
 def _fmt(value: float | None) -> str:
@@ -245,8 +248,9 @@ def show(run_id: Annotated[int, typer.Argument(help="run id from `bemctl list`")
             raise BemctlError(f"run {run_id}: no such run in {settings.store_path}")
         steps = queries.step_metrics(store, run_id)
         scores = queries.example_scores(store, run_id)
-    for key, value in run_row.model_dump().items():
-        out.print(f"{key:>22}: {value}", markup=False, highlight=False)
+    values = run_row.model_dump()
+    for column in type(run_row).__table__.columns:  # schema order, not dict order
+        out.print(f"{column.name:>22}: {values.get(column.name)}", markup=False, highlight=False)
     if steps:
         shown = steps if len(steps) <= 10 else steps[:: max(1, len(steps) // 10)]
         out.print("loss curve: " + ", ".join(f"{s.step}:{s.loss:.3f}" for s in shown))

@@ -36,6 +36,17 @@ corpus_docs = 200
 """
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models: intra-op threads only add overhead (and stall badly on a busy CPU)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @dataclass
 class CliResult:
     code: int

@@ -53,7 +53,8 @@ def _experiment(r: dict[str, Any]) -> list[str]:
         test = sv["paired_tests"][metric]
         out.append(
             f"| {metric} | {test['n']} | {_num(b[metric])} | {_num(v[metric])} | "
-            f"{ci['estimate']:+.4f} | [{ci['lower']:+.4f}, {ci['upper']:+.4f}] | {test['test']} | "
+            f"{ci['estimate']:+.4f} | [{ci['lower']:+.4f}, {ci['upper']:+.4f}]"
+            f"{' (all differences equal)' if ci['degenerate'] else ''} | {test['test']} | "
             f"{_num(test['p_value'], '.3g')} | {_num(adjusted[metric], '.3g')} | "
             f"{_num(sv['effect_sizes'][metric]['cohens_dz'], '.3f')} |"
         )

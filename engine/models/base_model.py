@@ -29,7 +29,7 @@ from engine.models.tokenizer import ByteTokenizer, HFTokenizerAdapter, TextToken
 EMBEDDED_PREFIX = "embedded:"
 EMBEDDED_NAME = "tiny-gpt2"
 CONFIG_PATH = Path(__file__).with_name("embedded_config.json")
-CORPUS_VERSION = "qa-corpus-v1"  # bump when the corpus generator changes meaning
+CORPUS_VERSION = "qa-corpus-v2-multiq"  # bump when the corpus generator changes meaning
 
 
 @dataclass(frozen=True)

@@ -122,10 +122,21 @@ def format_target(answer: str) -> str:
 def pretraining_corpus(n_docs: int, seed: int) -> list[str]:
     """Documents for briefly pre-training the base model on the task format.
 
-    Drawn from the "pretrain" stream, which lies in the training half of the item space, so no
-    document can ever equal an eval item of `make_qa_splits` for any seed or size.
+    Each document is one "pretrain"-stream context followed by questions about every key in it
+    (in a random order), because a tiny model learns the look-up far sooner when most of its
+    next-token signal is look-ups rather than unpredictable random keys. A question is kept
+    only if its (context, question) pair lies in the training half of the item space, so no
+    document can ever contain an eval item of `make_qa_splits` for any seed or size.
     """
-    return [
-        format_prompt(ex) + format_target(ex.answers[0])
-        for ex in generate_qa(n_docs, seed, "pretrain")
-    ]
+    docs = []
+    for index, ex in enumerate(generate_qa(n_docs, seed, "pretrain")):
+        rng = _rng(seed, "pretrain-order", index)
+        facts = [fact.split(": ", 1) for fact in ex.context.split("; ")]
+        rng.shuffle(facts)
+        lines = [ex.context]
+        for key, value in facts:
+            question = f"what is {key}?"
+            if not _is_heldout(ex.context, question):
+                lines.append(f"Q: {question}\nA: {value}")
+        docs.append("\n".join(lines) + "\n")
+    return docs

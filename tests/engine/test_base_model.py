@@ -23,15 +23,6 @@ PLAN = PretrainPlan(steps=3, batch_size=2, learning_rate=1e-3, corpus_docs=20)
 VOCAB = {"[UNK]": 0, "[EOS]": 1, "hello": 2, "world": 3, "what": 4, "is": 5, "?": 6}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threads only add overhead (and stall badly on a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _save_tiny_hf(directory: Path) -> GPT2LMHeadModel:
     tok = Tokenizer(models.WordLevel(vocab=VOCAB, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()

@@ -102,13 +102,18 @@ def test_pretraining_corpus_never_contains_eval() -> None:
     assert len(corpus) == 2000
     assert corpus == pretraining_corpus(2000, seed)
     _, evals = make_qa_splits(200, 500, seed)
-    docs = set(corpus)
-    prompts = {d.rsplit("\nA:", 1)[0] for d in corpus}
+    pairs = set()
+    for doc in corpus:
+        assert re.fullmatch(r"[a-z:; ]+\n(Q: what is [a-z]{3}\?\nA: [a-z]+\n)+", doc), doc
+        context, *rest = doc.rstrip("\n").split("\n")
+        questions = [line[len("Q: ") :] for line in rest if line.startswith("Q: ")]
+        answers = [line[len("A: ") :] for line in rest if line.startswith("A: ")]
+        facts = dict(fact.split(": ", 1) for fact in context.split("; "))
+        for question, answer in zip(questions, answers, strict=True):
+            assert facts[question[len("what is ") : -1]] == answer  # every answer is right
+            pairs.add((context, question))
     for ex in evals:
-        assert format_prompt(ex) + format_target(ex.answers[0]) not in docs
-        assert format_prompt(ex)[: -len("\nA:")] not in prompts
-    doc = corpus[0]
-    assert re.fullmatch(r"[a-z:; ]+\nQ: what is [a-z]{3}\?\nA: [a-z]+\n", doc)
+        assert (ex.context, ex.question) not in pairs
 
 
 def test_eval_collisions_are_dropped_and_replaced(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,15 +25,6 @@ TOK = ByteTokenizer()
 EXAMPLE = QAExample("t-0", "abc: red; xyz: fox", "what is xyz?", ("fox", "a fox"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threads only add overhead (and stall badly on a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_adapter(seed: int = 0) -> StaticLoraModel:
     torch.manual_seed(seed)
     # initializer_range 0.2 (not GPT-2's 0.02): with tied 0.02-scale embeddings the logits of a
