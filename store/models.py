@@ -137,6 +137,8 @@ class Comparison(SQLModel, table=True):
     memory_ratio: float | None = None
     bootstrap_samples: int
     seed: int
+    seeds_json: str | None = None  # JSON list of every training seed (schema 0002)
+    underpowered_json: str | None = None  # JSON list of underpowered reasons (schema 0002)
 
 
 class StatResult(SQLModel, table=True):
@@ -165,6 +167,22 @@ class StatResult(SQLModel, table=True):
     effect_dz: float | None = None
     effect_formula: str
     degenerate: bool = False
+    # schema 0002: what a reviewer needs beyond the interval and p
+    binary: bool = False
+    discordant_b: int | None = None  # baseline right, variant wrong
+    discordant_c: int | None = None  # baseline wrong, variant right
+    n_permutations: int | None = None
+    hedges_g: float | None = None
+    power: float | None = None
+    mde: float | None = None
+    n_needed: int | None = None
+    target_power: float | None = None
+    underpowered: bool = False
+    underpowered_reason: str | None = None
+    corpus_level: bool = False
+    n_seeds: int = 1
+    seed_diff_mean: float | None = None
+    seed_diff_sd: float | None = None
 
 
 class GateDecision(SQLModel, table=True):
