@@ -62,6 +62,10 @@ def run(
     seed: Annotated[int | None, typer.Option(help="seed for data, init and bootstrap")] = None,
     bootstrap_samples: Annotated[int | None, typer.Option(min=100, help="BCa resamples")] = None,
     fdr_alpha: Annotated[float | None, typer.Option(help="BH-FDR level, in (0, 1)")] = None,
+    statistical_power: Annotated[
+        float | None,
+        typer.Option(help="target power, in (0, 1): report the n each metric would need"),
+    ] = None,
     budget_tolerance: Annotated[
         float | None, typer.Option(help="param/FLOP parity ±, in [0, 1)")
     ] = None,
@@ -73,6 +77,10 @@ def run(
 
     if fdr_alpha is not None and not 0 < fdr_alpha < 1:
         raise BemctlError(f"--fdr-alpha: must be between 0 and 1, exclusive (got {fdr_alpha})")
+    if statistical_power is not None and not 0 < statistical_power < 1:
+        raise BemctlError(
+            f"--statistical-power: must be between 0 and 1, exclusive (got {statistical_power})"
+        )
     if budget_tolerance is not None and not 0 <= budget_tolerance < 1:
         raise BemctlError(f"--budget-tolerance: must be in [0, 1) (got {budget_tolerance})")
     settings = _settings()
@@ -83,6 +91,7 @@ def run(
         bootstrap_samples=bootstrap_samples,
         fdr_alpha=fdr_alpha,
         budget_tolerance=budget_tolerance,
+        target_power=statistical_power,
     )
     with _open_store(settings) as store, RichProgress(err) as progress:
         outcomes = ExperimentRunner(settings, store, options, progress).run(specs)
@@ -90,38 +99,48 @@ def run(
 
 
 def _print_verdicts(outcomes) -> None:
-    colours = {"PROMOTE": "green", "REJECT": "red"}
+    colours = {"PROMOTE": "green", "REJECT": "red"}  # INCONCLUSIVE: yellow
     for o in outcomes:
         table = Table(
             title=f"{o.name}: [bold {colours.get(o.verdict, 'yellow')}]{o.verdict}"
             f"[/] (comparison {o.comparison_id})",
             title_justify="left",
         )
-        for col in (
+        columns = (
             "metric",
             "n",
+            "(b, c)",
             "baseline",
             "variant",
             "Δ",
-            "BCa 95% CI",
+            "BCa CI",
             "test",
             "p",
             "adj. p",
             "d_z",
-        ):
+            "power",
+            "MDE",
+        )
+        for col in columns:
             table.add_column(col, justify="left" if col in ("metric", "test") else "right")
         for m in o.metrics:
+            r = m.stats
             table.add_row(
-                m.metric,
-                str(m.n),
-                f"{m.baseline_mean:.4f}",
-                f"{m.variant_mean:.4f}",
-                f"{m.interval.estimate:+.4f}",
-                f"[{m.interval.low:+.4f}, {m.interval.high:+.4f}]",
-                m.test.name,
-                f"{m.test.p_value:.3g}",
+                r.metric,
+                str(r.n),
+                ""
+                if r.test.discordant is None
+                else f"({r.test.discordant[0]}, {r.test.discordant[1]})",
+                f"{r.baseline_mean:.4f}",
+                f"{r.variant_mean:.4f}",
+                f"{r.interval.estimate:+.4f}",
+                f"[{r.interval.low:+.4f}, {r.interval.high:+.4f}]",
+                r.test.name,
+                f"{r.test.p_value:.3g}",
                 f"{m.p_adjusted:.3g}",
-                "n/a" if m.effect_dz is None else f"{m.effect_dz:.3f}",
+                _fmt(r.effect.d_z),
+                _fmt(r.power.power, ".2f"),
+                _fmt(r.power.mde, ".4f"),
             )
         out.print(table)
         ratios = (
@@ -130,7 +149,16 @@ def _print_verdicts(outcomes) -> None:
         )
         out.print(f"  {ratios}  (family of {o.family_size} hypotheses)")
         for reason in o.reasons:
-            out.print(f"  [red]✗[/] {escape(reason)}")
+            mark = "[yellow]?[/]" if reason.startswith("underpowered") else "[red]✗[/]"
+            out.print(f"  {mark} {escape(reason)}")
+        if any(m.stats.power.n_needed for m in o.metrics):
+            needed = ", ".join(
+                f"{m.metric} n≈{m.stats.power.n_needed}"
+                for m in o.metrics
+                if m.stats.power.n_needed
+            )
+            target = o.metrics[0].stats.power.target_power
+            out.print(f"  examples needed for power {target:.2f} at the observed effect: {needed}")
         if not o.reasons:
             out.print("  [green]✓ all gates passed[/]")
     if outcomes:
@@ -138,8 +166,8 @@ def _print_verdicts(outcomes) -> None:
         out.print(f"\nstored; write it up with: bemctl report {names} --format md")
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 @app.command()

@@ -26,8 +26,11 @@ def format_validation_errors(
     lines = []
     for err in exc.errors():  # type: ignore[attr-defined]
         loc = ".".join(str(p) for p in err["loc"] if str(p) not in drop_tags) or "(root)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         got = err.get("input")
+        if not err["loc"] and err["type"] == "value_error":
+            lines.append(f"{source}: {msg}")  # model-level check: its message names the field
+            continue
         if err["type"] in {"missing"}:
             lines.append(f"{source}: {loc}: {msg}")
         elif err["type"] == "extra_forbidden":

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     budget_tolerance: float = Field(0.05, ge=0, lt=1)
     latency_budget: float = Field(1.15, gt=0)
     memory_budget: float = Field(1.05, gt=0)
+    target_power: float = Field(0.8, gt=0, lt=1)
     quick: QuickSizes = QuickSizes()
     pretrain: PretrainSizes = PretrainSizes()
 

@@ -124,18 +124,30 @@ def evaluate_gates(
     return gates
 
 
-def verdict(gates: Sequence[Gate]) -> tuple[str, list[str]]:
-    """PROMOTE only when every gate passed; otherwise REJECT with one reason per failed gate."""
-    reasons = []
-    for g in gates:
-        if g.passed:
-            continue
-        label = g.gate if g.metric is None else f"{g.gate}[{g.metric}]"
-        if g.gate.startswith("budget_parity"):
-            label = f"budget parity: {label}"
-        observed = "n/a" if g.observed is None else f"{g.observed:.4g}"
-        bound = f"{g.comparator} {g.threshold:.4g}" if g.threshold is not None else ""
-        reasons.append(
-            f"{label} (observed {observed}, needs {bound})".replace("within 1± ", "within 1±")
-        )
+COST_GATES = ("budget_parity_params", "budget_parity_flops", "latency", "memory")
+INCONCLUSIVE = "INCONCLUSIVE (underpowered)"
+
+
+def _reason(g: Gate) -> str:
+    label = g.gate if g.metric is None else f"{g.gate}[{g.metric}]"
+    if g.gate.startswith("budget_parity"):
+        label = f"budget parity: {label}"
+    observed = "n/a" if g.observed is None else f"{g.observed:.4g}"
+    bound = f"{g.comparator} {g.threshold:.4g}" if g.threshold is not None else ""
+    return f"{label} (observed {observed}, needs {bound})".replace("within 1± ", "within 1±")
+
+
+def verdict(gates: Sequence[Gate], underpowered: Sequence[str] = ()) -> tuple[str, list[str]]:
+    """PROMOTE only when every gate passed; REJECT names every failed gate.
+
+    An underpowered comparison (too few examples or discordant pairs to trust either answer)
+    is INCONCLUSIVE instead, unless a cost gate failed: more data cannot fix a budget, latency
+    or memory violation, so that stays a REJECT.
+    """
+    failed = [g for g in gates if not g.passed]
+    reasons = [_reason(g) for g in failed]
+    if any(g.gate in COST_GATES for g in failed):
+        return "REJECT", reasons
+    if underpowered:
+        return INCONCLUSIVE, [f"underpowered: {u}" for u in underpowered] + reasons
     return ("PROMOTE" if not reasons else "REJECT"), reasons

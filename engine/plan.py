@@ -17,6 +17,7 @@ from engine.spec import ExperimentSpec
 class RunOptions:
     quick: bool = False
     seed: int | None = None
+    target_power: float | None = None
     bootstrap_samples: int | None = None
     fdr_alpha: float | None = None
     budget_tolerance: float | None = None
@@ -24,7 +25,8 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class ExperimentPlan:
-    seed: int
+    seed: int  # data split and bootstrap seed
+    seeds: tuple[int, ...]  # one training run of baseline and variant per seed
     train_size: int
     eval_size: int
     steps: int
@@ -36,6 +38,7 @@ class ExperimentPlan:
     budget_tolerance: float
     latency_budget: float
     memory_budget: float
+    target_power: float
 
 
 def _first(*values):
@@ -59,8 +62,14 @@ def make_plan(spec: ExperimentSpec, settings: Settings, options: RunOptions) -> 
         epochs_steps = spec.training.max_epochs * math.ceil(train_size / batch)
         steps = min(epochs_steps, spec.training.max_steps or epochs_steps)
         rounds, boot_default = 50, _first(v.bootstrap_samples, settings.bootstrap_samples)
+    seed = _first(options.seed, settings.seed)
+    if options.seed is not None or options.quick or not spec.seeds:
+        seeds: tuple[int, ...] = (seed,)  # --seed and --quick mean one seed
+    else:
+        seeds = tuple(spec.seeds)
     return ExperimentPlan(
-        seed=_first(options.seed, settings.seed),
+        seed=seed,
+        seeds=seeds,
         train_size=train_size,
         eval_size=eval_size,
         steps=steps,
@@ -74,4 +83,5 @@ def make_plan(spec: ExperimentSpec, settings: Settings, options: RunOptions) -> 
         ),
         latency_budget=_first(c.latency_budget, settings.latency_budget),
         memory_budget=_first(c.vram_budget, settings.memory_budget),
+        target_power=_first(options.target_power, settings.target_power),
     )

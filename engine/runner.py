@@ -30,13 +30,14 @@ from engine import stats
 from engine.device import resolve_device
 from engine.evaluation.generation import greedy_generate
 from engine.evaluation.measure import PeakMemory, flops_per_token, interleaved_latency
-from engine.evaluation.scoring import evaluate_qa
+from engine.evaluation.scoring import evaluate
 from engine.gates import GateInputs, GatePolicy, MetricEvidence, evaluate_gates, verdict
 from engine.models.base_model import BaseModel, PretrainPlan, load_base_model
 from engine.plan import ExperimentPlan, RunOptions, make_plan
 from engine.progress import NullProgress, ProgressSink
 from engine.spec import LoadedSpec
-from engine.tasks.qa import QAExample, format_prompt, make_qa_splits
+from engine.tasks.base import Task, TaskExample
+from engine.tasks.registry import build_task
 from engine.training import TrainingDiverged, TrainPlan, collate, encode_example, train_adapter
 from engine.variants.lora.config import LoraConfig
 from engine.variants.registry import model_class
@@ -47,14 +48,23 @@ from store.models import Comparison, GateDecision, StatResult
 
 @dataclass
 class MetricOutcome:
-    metric: str
-    n: int
-    baseline_mean: float
-    variant_mean: float
-    interval: stats.Interval
-    test: stats.PairedTest
-    effect_dz: float | None
+    """One metric's statistics plus what only the whole invocation knows (adjusted p)."""
+
+    stats: stats.MetricComparison
+    seed_diffs: list[float]  # each training seed's mean difference (spread across seeds)
     p_adjusted: float | None = None
+
+    @property
+    def metric(self) -> str:
+        return self.stats.metric
+
+    @property
+    def interval(self) -> stats.Interval:
+        return self.stats.interval
+
+    @property
+    def test(self) -> stats.PairedTest:
+        return self.stats.test
 
 
 @dataclass
@@ -75,18 +85,21 @@ class ExperimentOutcome:
     gates: list = field(default_factory=list)
     comparison_id: int | None = None
     family_size: int = 0
+    seed_runs: list[dict] = field(default_factory=list)
+    underpowered: list[str] = field(default_factory=list)
 
 
 @dataclass
 class RoleResult:
     run_id: int
-    model: torch.nn.Module
+    model: torch.nn.Module | None
     scores: dict[str, dict[str, float]]
     params_total: int
     params_trainable: int
     flops: float
     memory_bytes: int
     memory_kind: str
+    corpus_stats: dict = field(default_factory=dict)  # metric -> (n, k) sufficient stats
 
 
 def resolve_specs(names: Sequence[str], settings: Settings) -> list[LoadedSpec]:
@@ -103,24 +116,12 @@ def resolve_specs(names: Sequence[str], settings: Settings) -> list[LoadedSpec]:
     return loaded
 
 
-def load_data(loaded: LoadedSpec, plan: ExperimentPlan) -> tuple[list[QAExample], list[QAExample]]:
-    data = loaded.spec.data
-    if data.task == "synthetic_qa":
-        return make_qa_splits(plan.train_size, plan.eval_size, plan.seed, data.n_facts)
-    from engine.tasks.jsonl import load_qa_jsonl
-
-    if data.train_file is None or data.eval_file is None:
-        raise BemctlError(f"{loaded.path}: data: task 'jsonl_qa' needs train_file and eval_file")
-    train = load_qa_jsonl(loaded.resolve(data.train_file))[: plan.train_size]
-    evals = load_qa_jsonl(loaded.resolve(data.eval_file))[: plan.eval_size]
-    if len(evals) < 2:
-        raise BemctlError(f"{data.eval_file}: need at least 2 eval examples (got {len(evals)})")
-    overlap = {(e.context, e.question) for e in train} & {(e.context, e.question) for e in evals}
-    if overlap:
-        raise BemctlError(
-            f"{data.eval_file}: {len(overlap)} eval examples also occur in train_file"
-        )
-    return train, evals
+def load_data(
+    loaded: LoadedSpec, plan: ExperimentPlan
+) -> tuple[Task, list[TaskExample], list[TaskExample]]:
+    task = build_task(loaded.spec.data, loaded.resolve, loaded.path)
+    train, evals = task.make_splits(plan.train_size, plan.eval_size, plan.seed)
+    return task, train, evals
 
 
 class ExperimentRunner:
@@ -160,42 +161,55 @@ class ExperimentRunner:
             str(loaded.path),
         )
         run_ids = {
-            role: queries.create_run(
+            (seed, role): queries.create_run(
                 self.store,
                 experiment_id=experiment.id,
                 invocation_id=self.invocation_id,
                 role=role,
-                seed=plan.seed,
+                seed=seed,
                 quick=self.options.quick,
                 device=str(self.device),
                 total_steps=plan.steps,
             ).id
+            for seed in plan.seeds
             for role in ("baseline", "variant")
         }
+        first = plan.seeds[0]
         try:
             base = self._base_model(spec.model.base_model)
-            train, evals = load_data(loaded, plan)
-            results = {}
-            for role in ("baseline", "variant"):
-                results[role] = self._train_and_evaluate(
-                    role, run_ids[role], loaded, plan, base, train, evals
-                )
-            latency = self._latency(results, base, evals, plan, loaded)
+            task, train, evals = load_data(loaded, plan)  # same examples for every seed
+            results: dict[tuple[int, str], RoleResult] = {}
+            for seed in plan.seeds:
+                for role in ("baseline", "variant"):
+                    results[seed, role] = self._train_and_evaluate(
+                        role, run_ids[seed, role], loaded, plan, base, task, train, evals, seed
+                    )
+                    if seed != first:
+                        results[seed, role].model = None  # only the first seed's are timed
+            latency = self._latency(
+                results[first, "baseline"].model,
+                results[first, "variant"].model,
+                base,
+                evals,
+                plan,
+                loaded,
+            )
         except BaseException as exc:
             self._abandon(run_ids.values(), exc)
             raise
-        b, v = results["baseline"], results["variant"]
+        b, v = results[first, "baseline"], results[first, "variant"]
         lat_ratio = latency[1].p50 / latency[0].p50 if latency[0].p50 > 0 else None
         for role, lat in zip(("baseline", "variant"), latency, strict=True):
             queries.update_run(
-                self.store, run_ids[role], latency_p50_ms=lat.p50, latency_p95_ms=lat.p95
+                self.store, run_ids[first, role], latency_p50_ms=lat.p50, latency_p95_ms=lat.p95
             )
         phase = self.progress.phase(
-            f"{spec.experiment_name}: statistics (BCa, tests)", len(spec.validation.metrics)
+            f"{spec.experiment_name}: statistics (BCa, tests)", len(spec.metric_names)
         )
         metrics = []
-        for metric in spec.validation.metrics:
-            metrics.append(self._metric_stats(metric, b.scores, v.scores, plan))
+        per_seed = [(results[s, "baseline"], results[s, "variant"]) for s in plan.seeds]
+        for metric in spec.metric_names:
+            metrics.append(self._metric_stats(metric, task, evals, per_seed, plan))
             phase.advance(1, metric)
         phase.done()
         return ExperimentOutcome(
@@ -210,6 +224,14 @@ class ExperimentRunner:
             latency_ratio=lat_ratio,
             memory_ratio=v.memory_bytes / b.memory_bytes if b.memory_bytes else None,
             metrics=metrics,
+            seed_runs=[
+                {
+                    "seed": s,
+                    "baseline_run_id": run_ids[s, "baseline"],
+                    "variant_run_id": run_ids[s, "variant"],
+                }
+                for s in plan.seeds
+            ],
         )
 
     def _base_model(self, name: str) -> BaseModel:
@@ -261,12 +283,14 @@ class ExperimentRunner:
         loaded: LoadedSpec,
         plan: ExperimentPlan,
         base: BaseModel,
-        train: list[QAExample],
-        evals: list[QAExample],
+        task: Task,
+        train: list[TaskExample],
+        evals: list[TaskExample],
+        seed: int,
     ) -> RoleResult:
         spec = loaded.spec
         queries.mark_run_running(self.store, run_id)
-        model = self._build(role, loaded, base, plan.seed)
+        model = self._build(role, loaded, base, seed)
         total, trainable = model.parameter_counts()
         tplan = TrainPlan(
             steps=plan.steps,
@@ -275,17 +299,20 @@ class ExperimentRunner:
             warmup_steps=min(spec.training.warmup_steps, plan.steps // 2),
             gradient_clip=spec.training.gradient_clip,
             weight_decay=spec.training.weight_decay,
-            seed=plan.seed,
+            seed=seed,
             max_length=spec.model.max_length,
         )
-        phase = self.progress.phase(f"{spec.experiment_name}: train {role}", plan.steps)
+        phase = self.progress.phase(
+            f"{spec.experiment_name}: train {role} (seed {seed})", plan.steps
+        )
 
         def on_step(step: int, loss: float, lr: float, elapsed: float) -> None:
             queries.record_step(self.store, run_id, step, loss, lr, elapsed)
             phase.advance(1, f"loss {loss:.3f}")
 
         try:
-            train_adapter(model, base.tokenizer, train, tplan, self.device, on_step)
+            pairs = [(ex.prompt, task.target(ex)) for ex in train]
+            train_adapter(model, base.tokenizer, pairs, tplan, self.device, on_step)
         except TrainingDiverged as exc:
             queries.mark_run_finished(self.store, run_id, "failed", str(exc))
             raise BemctlError(
@@ -294,19 +321,25 @@ class ExperimentRunner:
         phase.done()
         adapter_path = self._save_adapter(run_id, model)
         probe = collate(
-            [encode_example(base.tokenizer, ex, spec.model.max_length) for ex in evals[:8]],
+            [
+                encode_example(base.tokenizer, ex.prompt, task.target(ex), spec.model.max_length)
+                for ex in evals[:8]
+            ],
             base.tokenizer.pad_token_id,
         )
         flops = flops_per_token(
             model, probe["input_ids"].to(self.device), probe["attention_mask"].to(self.device)
         )
-        phase = self.progress.phase(f"{spec.experiment_name}: evaluate {role}", len(evals))
+        phase = self.progress.phase(
+            f"{spec.experiment_name}: evaluate {role} (seed {seed})", len(evals)
+        )
         with PeakMemory(self.device) as mem:
-            out = evaluate_qa(
+            out = evaluate(
                 model,
                 base.tokenizer,
+                task,
                 evals,
-                spec.validation.metrics,
+                spec.metric_names,
                 self.device,
                 spec.data.max_new_tokens,
                 spec.model.max_length,
@@ -329,7 +362,15 @@ class ExperimentRunner:
         )
         queries.mark_run_finished(self.store, run_id, "succeeded")
         return RoleResult(
-            run_id, model, out.scores, total, trainable, flops, reading.peak_bytes, reading.kind
+            run_id,
+            model,
+            out.scores,
+            total,
+            trainable,
+            flops,
+            reading.peak_bytes,
+            reading.kind,
+            out.corpus_stats,
         )
 
     def _save_adapter(self, run_id: int, model: torch.nn.Module) -> Path:
@@ -349,14 +390,15 @@ class ExperimentRunner:
 
     def _latency(
         self,
-        results: dict[str, RoleResult],
+        baseline_model: torch.nn.Module,
+        variant_model: torch.nn.Module,
         base: BaseModel,
-        evals: list[QAExample],
+        evals: list[TaskExample],
         plan: ExperimentPlan,
         loaded: LoadedSpec,
     ):
         spec = loaded.spec
-        probes = [format_prompt(ex) for ex in evals[: min(len(evals), 16)]]
+        probes = [ex.prompt for ex in evals[: min(len(evals), 16)]]
         phase = self.progress.phase(
             f"{spec.experiment_name}: latency (interleaved)", plan.latency_rounds
         )
@@ -372,7 +414,7 @@ class ExperimentRunner:
             )
 
         lat = interleaved_latency(
-            [runner(results["baseline"].model), runner(results["variant"].model)],
+            [runner(baseline_model), runner(variant_model)],
             plan.latency_rounds,
             on_round=lambda r: phase.advance(1),
         )
@@ -380,23 +422,55 @@ class ExperimentRunner:
         return lat
 
     def _metric_stats(
-        self, metric: str, base_scores: dict, var_scores: dict, plan: ExperimentPlan
+        self,
+        metric: str,
+        task: Task,
+        evals: list[TaskExample],
+        per_seed: list[tuple[RoleResult, RoleResult]],
+        plan: ExperimentPlan,
     ) -> MetricOutcome:
-        ids = sorted(base_scores)
-        a = np.array([base_scores[i][metric] for i in ids])
-        b = np.array([var_scores[i][metric] for i in ids])
-        interval = stats.bca_interval(
-            b - a, plan.bootstrap_samples, plan.confidence_level, plan.seed
-        )
-        return MetricOutcome(
+        """Pair per example after averaging each arm over seeds; keep each seed's difference."""
+        ids = [ex.id for ex in evals]
+        if task.metric(metric).corpus_level:
+            b_stats = np.mean([b.corpus_stats[metric] for b, _ in per_seed], axis=0)
+            v_stats = np.mean([v.corpus_stats[metric] for _, v in per_seed], axis=0)
+            corpus = stats.CorpusStatistic(
+                b_stats, v_stats, lambda summed, m=metric: task.corpus_score(m, summed)
+            )
+            seed_diffs = [
+                float(
+                    task.corpus_score(metric, v.corpus_stats[metric].sum(0, keepdims=True))[0]
+                    - task.corpus_score(metric, b.corpus_stats[metric].sum(0, keepdims=True))[0]
+                )
+                for b, v in per_seed
+            ]
+            a = b = None
+        else:
+            a = np.mean([[r.scores[i][metric] for i in ids] for r, _ in per_seed], axis=0)
+            b = np.mean([[r.scores[i][metric] for i in ids] for _, r in per_seed], axis=0)
+            corpus = None
+            seed_diffs = [
+                float(np.mean([v.scores[i][metric] - bl.scores[i][metric] for i in ids]))
+                for bl, v in per_seed
+            ]
+        result = stats.compare(
             metric,
-            len(ids),
-            float(a.mean()),
-            float(b.mean()),
-            interval,
-            stats.paired_test(a, b),
-            stats.cohens_dz(b - a),
+            a,
+            b,
+            n_resamples=plan.bootstrap_samples,
+            alpha=1 - plan.confidence_level,
+            seed=plan.seed,
+            target_power=plan.target_power,
+            corpus=corpus,
         )
+        return MetricOutcome(result, seed_diffs)
+
+    @staticmethod
+    def _underpowered(o: ExperimentOutcome) -> list[str]:
+        """Why this comparison cannot support PROMOTE or REJECT (engine.stats' guard)."""
+        return [
+            f"{m.metric}: {m.stats.underpowered_reason}" for m in o.metrics if m.stats.underpowered
+        ]
 
     def _abandon(self, run_ids, exc: BaseException) -> None:
         """Close this experiment's unfinished runs with the reason, before re-raising."""
@@ -441,7 +515,8 @@ class ExperimentRunner:
                     gates_spec.performance_gates_pass,
                 ),
             )
-            o.verdict, o.reasons = verdict(o.gates)
+            o.underpowered = self._underpowered(o)
+            o.verdict, o.reasons = verdict(o.gates, o.underpowered)
             o.comparison_id = queries.save_comparison(self.store, *self._rows(o))
 
     def _rows(self, o: ExperimentOutcome):
@@ -459,31 +534,10 @@ class ExperimentRunner:
             memory_ratio=o.memory_ratio,
             bootstrap_samples=o.plan.bootstrap_samples,
             seed=o.plan.seed,
+            seeds_json=json.dumps(o.seed_runs),
+            underpowered_json=json.dumps(o.underpowered),
         )
-        stat_rows = [
-            StatResult(
-                metric=m.metric,
-                n=m.n,
-                baseline_mean=m.baseline_mean,
-                variant_mean=m.variant_mean,
-                mean_diff=m.interval.estimate,
-                ci_low=m.interval.low,
-                ci_high=m.interval.high,
-                confidence_level=m.interval.confidence_level,
-                ci_method=m.interval.method,
-                bootstrap_samples=m.interval.n_resamples,
-                z0=m.interval.z0,
-                acceleration=m.interval.acceleration,
-                test_name=m.test.name,
-                p_value=m.test.p_value,
-                p_adjusted=m.p_adjusted,
-                family_size=o.family_size,
-                effect_dz=m.effect_dz,
-                effect_formula=stats.DZ_FORMULA,
-                degenerate=m.interval.degenerate,
-            )
-            for m in o.metrics
-        ]
+        stat_rows = [self._stat_row(m, o) for m in o.metrics]
         gate_rows = [
             GateDecision(
                 gate=g.gate,
@@ -497,3 +551,45 @@ class ExperimentRunner:
             for g in o.gates
         ]
         return comparison, stat_rows, gate_rows
+
+    @staticmethod
+    def _stat_row(m: MetricOutcome, o: ExperimentOutcome) -> StatResult:
+        r = m.stats
+        b_c = r.test.discordant or (None, None)
+        spread = np.array(m.seed_diffs)
+        return StatResult(
+            metric=r.metric,
+            n=r.n,
+            baseline_mean=r.baseline_mean,
+            variant_mean=r.variant_mean,
+            mean_diff=r.interval.estimate,
+            ci_low=r.interval.low,
+            ci_high=r.interval.high,
+            confidence_level=r.interval.confidence_level,
+            ci_method=r.interval.method,
+            bootstrap_samples=r.interval.n_resamples,
+            z0=r.interval.z0,
+            acceleration=r.interval.acceleration,
+            test_name=r.test.name,
+            p_value=r.test.p_value,
+            p_adjusted=m.p_adjusted,
+            family_size=o.family_size,
+            effect_dz=r.effect.d_z,
+            effect_formula=r.effect.formula,
+            degenerate=r.interval.degenerate,
+            binary=r.binary,
+            discordant_b=b_c[0],
+            discordant_c=b_c[1],
+            n_permutations=getattr(r.test, "n_permutations", None),
+            hedges_g=r.effect.hedges_g,
+            power=r.power.power,
+            mde=r.power.mde,
+            n_needed=r.power.n_needed,
+            target_power=r.power.target_power,
+            underpowered=r.underpowered,
+            underpowered_reason=r.underpowered_reason,
+            corpus_level=r.corpus,
+            n_seeds=len(spread),
+            seed_diff_mean=float(spread.mean()),
+            seed_diff_sd=float(spread.std(ddof=1)) if len(spread) > 1 else None,
+        )

@@ -14,9 +14,17 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bemctl.errors import BemctlError, format_validation_errors
+from engine.tasks.registry import TASK_METRICS, TASK_NAMES
 from engine.variants.registry import REGISTRY
 
 EMBEDDED_MODEL = "embedded:tiny-gpt2"
@@ -51,7 +59,7 @@ class TrainingSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    task: Literal["synthetic_qa", "jsonl_qa"] = "synthetic_qa"
+    task: str = "synthetic_qa"
     train_size: int = Field(2000, ge=1)
     eval_size: int = Field(500, ge=2)
     n_facts: int = Field(4, ge=1, le=32)
@@ -64,8 +72,8 @@ class ValidationSpec(_Strict):
     bootstrap_samples: int | None = Field(None, ge=100)
     confidence_level: float = Field(0.95, gt=0.5, lt=1)
     fdr_alpha: float | None = Field(None, gt=0, lt=1)
-    metrics: list[Literal["exact_match", "f1"]] = Field(
-        default_factory=lambda: ["exact_match", "f1"], min_length=1
+    metrics: list[str] | None = Field(
+        None, min_length=1, description="metrics to test (default: every metric of the task)"
     )
 
 
@@ -86,6 +94,9 @@ class ExperimentSpec(_Strict):
     experiment_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     variant_type: Literal["performance", "router", "online", "multimodal", "safety"]
     description: str = ""
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="train baseline and variant once per seed"
+    )
     model: ModelSpec = ModelSpec()
     bem_config: BemConfig
     training: TrainingSpec = TrainingSpec()
@@ -94,6 +105,13 @@ class ExperimentSpec(_Strict):
     constraints: ConstraintSpec = ConstraintSpec()
     acceptance_gates: AcceptanceGatesSpec = AcceptanceGatesSpec()
 
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("seeds must be distinct")
+        return value
+
     @field_validator("bem_config", mode="before")
     @classmethod
     def _known_variant(cls, value: object) -> object:
@@ -101,6 +119,25 @@ class ExperimentSpec(_Strict):
             known = ", ".join(sorted(REGISTRY))
             raise ValueError(f"unknown variant {value.get('variant')!r}; known: {known}")
         return value
+
+    @model_validator(mode="after")
+    def _task_and_metrics_known(self) -> ExperimentSpec:
+        if self.data.task not in TASK_METRICS:
+            raise ValueError(
+                f"data.task: unknown task {self.data.task!r} (known: {', '.join(TASK_NAMES)})"
+            )
+        known = TASK_METRICS[self.data.task]
+        unknown = [m for m in self.validation.metrics or () if m not in known]
+        if unknown:
+            raise ValueError(
+                f"validation.metrics: {unknown} are not metrics of task {self.data.task!r} "
+                f"(known: {', '.join(known)})"
+            )
+        return self
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(self.validation.metrics or TASK_METRICS[self.data.task])
 
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from engine.models.tokenizer import TextTokenizer
-from engine.tasks.qa import QAExample, format_prompt, format_target
 
 IGNORE = -100
 
@@ -42,13 +41,13 @@ StepCallback = Callable[[int, float, float, float], None]  # step, loss, lr, ela
 
 
 def encode_example(
-    tokenizer: TextTokenizer, ex: QAExample, max_length: int
+    tokenizer: TextTokenizer, prompt: str, target: str, max_length: int
 ) -> tuple[list[int], list[int]]:
-    """(input ids, labels) with the prompt masked out and an EOS after the answer."""
-    prompt = tokenizer.encode(format_prompt(ex))
-    target = tokenizer.encode(format_target(ex.answers[0])) + [tokenizer.eos_token_id]
-    ids = (prompt + target)[-max_length:]  # keep the answer if the prompt is too long
-    labels = ([IGNORE] * len(prompt) + target)[-max_length:]
+    """(input ids, labels) with the prompt masked out and an EOS after the target."""
+    prompt_ids = tokenizer.encode(prompt)
+    target_ids = tokenizer.encode(target) + [tokenizer.eos_token_id]
+    ids = (prompt_ids + target_ids)[-max_length:]  # keep the target if the prompt is too long
+    labels = ([IGNORE] * len(prompt_ids) + target_ids)[-max_length:]
     return ids, labels
 
 
@@ -85,14 +84,21 @@ def lr_at(step: int, plan: TrainPlan) -> float:
 def train_adapter(
     model: nn.Module,
     tokenizer: TextTokenizer,
-    examples: Sequence[QAExample],
+    examples: Sequence[tuple[str, str]],
     plan: TrainPlan,
     device: torch.device,
     on_step: StepCallback | None = None,
 ) -> float:
-    """Train the trainable parameters of `model`; returns the last loss."""
+    """Train the trainable parameters on (prompt, target) pairs; returns the last loss.
+
+    A model may define `after_optimizer_step()` (e.g. V3's spectral-norm clamp); it runs
+    after every optimiser step.
+    """
     torch.manual_seed(plan.seed)
-    encoded = [encode_example(tokenizer, ex, plan.max_length) for ex in examples]
+    encoded = [
+        encode_example(tokenizer, prompt, target, plan.max_length) for prompt, target in examples
+    ]
+    after_step = getattr(model, "after_optimizer_step", None)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=plan.learning_rate, weight_decay=plan.weight_decay)
     model.train()
@@ -121,6 +127,8 @@ def train_adapter(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, plan.gradient_clip)
         optimizer.step()
+        if after_step is not None:
+            after_step()
         if on_step is not None:
             on_step(step + 1, loss_value, lr, time.perf_counter() - started)
     model.eval()

@@ -46,27 +46,55 @@ def _experiment(r: dict[str, Any]) -> list[str]:
         f"{r['created_at']}; baseline run {b['run_id']}, variant run {v['run_id']}, "
         f"seed {b['seed']}, device {b['device']}{', quick' if b['quick'] else ''})",
         "",
-        "| metric | n | baseline | variant | Δ (mean paired) | BCa CI | test | p | adj. p | d_z |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| metric | n | (b, c) | baseline | variant | Δ (mean paired) | BCa CI | test | p "
+        "| adj. p | d_z | g | power | MDE | n for power | Δ across seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for metric, ci in sv["bca_bootstrap"].items():
         test = sv["paired_tests"][metric]
+        eff = sv["effect_sizes"][metric]
+        pw = sv["power_analysis"][metric]
+        spread = sv["seeds"]["difference_across_seeds"][metric]
+        b_c = (
+            f"({test['discordant_b']}, {test['discordant_c']})"
+            if test["discordant_b"] is not None
+            else ""
+        )
+        seeds = (
+            f"{spread['mean']:+.4f} ± {spread['sd']:.4f} ({spread['n_seeds']} seeds)"
+            if spread["sd"] is not None
+            else "1 seed"
+        )
         out.append(
-            f"| {metric} | {test['n']} | {_num(b[metric])} | {_num(v[metric])} | "
+            f"| {metric} | {test['n']} | {b_c} | {_num(b[metric])} | {_num(v[metric])} | "
             f"{ci['estimate']:+.4f} | [{ci['lower']:+.4f}, {ci['upper']:+.4f}]"
             f"{' (all differences equal)' if ci['degenerate'] else ''} | {test['test']} | "
             f"{_num(test['p_value'], '.3g')} | {_num(adjusted[metric], '.3g')} | "
-            f"{_num(sv['effect_sizes'][metric]['cohens_dz'], '.3f')} |"
+            f"{_num(eff['cohens_dz'], '.3f')} | {_num(eff['hedges_g'], '.3f')} | "
+            f"{_num(pw['power'], '.2f')} | {_num(pw['minimum_detectable_effect'], '.4f')} | "
+            f"{_num(pw['n_needed'])} | {seeds} |"
         )
     first = next(iter(sv["bca_bootstrap"].values()), None)
     if first is not None:
+        target = next(iter(sv["power_analysis"].values()))["target_power"]
         out += [
             "",
             f"CI: {first['method']} {first['confidence_level']:.0%}, "
-            f"{first['resamples']:,} resamples, seed {first['seed']}. "
-            f"BH-FDR family: {fdr['family_size']} hypotheses (every experiment × metric "
-            f"of the invocation). Effect size: "
-            f"{next(iter(sv['effect_sizes'].values()))['formula']}.",
+            f"{first['resamples']:,} resamples, seed {first['seed']}; "
+            f"{sv['ci_note']}. BH-FDR family: {fdr['family_size']} hypotheses (every "
+            f"experiment × metric of the invocation). Effect sizes: "
+            f"{next(iter(sv['effect_sizes'].values()))['formula']}. Power: two-sided paired "
+            f"t-test at the observed effect; MDE = smallest mean difference detectable with "
+            f"power {_num(target, '.2f')} at this n. (b, c) = (baseline right & variant wrong, "
+            f"baseline wrong & variant right).",
+        ]
+    under = r["acceptance_decision"]["underpowered"]
+    if under:
+        out += [
+            "",
+            "**Underpowered**: "
+            + "; ".join(under)
+            + " — neither PROMOTE nor REJECT is supported by this much evidence.",
         ]
     out += [
         "",

@@ -13,7 +13,7 @@ from typing import Any
 from store import queries
 from store.db import Store
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
@@ -90,8 +90,18 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
                 }
                 for s in stat_rows
             },
+            "ci_note": "confidence intervals are per metric, not adjusted for multiplicity",
             "paired_tests": {
-                s.metric: {"test": s.test_name, "p_value": s.p_value, "n": s.n} for s in stat_rows
+                s.metric: {
+                    "test": s.test_name,
+                    "p_value": s.p_value,
+                    "n": s.n,
+                    "binary": s.binary,
+                    "discordant_b": s.discordant_b,
+                    "discordant_c": s.discordant_c,
+                    "n_permutations": s.n_permutations,
+                }
+                for s in stat_rows
             },
             "fdr_correction": {
                 "method": "Benjamini-Hochberg",
@@ -101,7 +111,30 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
                 "adjusted_p_values": [s.p_adjusted for s in stat_rows],
             },
             "effect_sizes": {
-                s.metric: {"cohens_dz": s.effect_dz, "formula": s.effect_formula} for s in stat_rows
+                s.metric: {
+                    "cohens_dz": s.effect_dz,
+                    "hedges_g": s.hedges_g,
+                    "formula": s.effect_formula,
+                }
+                for s in stat_rows
+            },
+            "power_analysis": {
+                s.metric: {
+                    "power": s.power,
+                    "minimum_detectable_effect": s.mde,
+                    "n_needed": s.n_needed,
+                    "target_power": s.target_power,
+                    "underpowered": s.underpowered,
+                    "underpowered_reason": s.underpowered_reason,
+                }
+                for s in stat_rows
+            },
+            "seeds": {
+                "runs": json.loads(comp.seeds_json) if comp.seeds_json else [],
+                "difference_across_seeds": {
+                    s.metric: {"n_seeds": s.n_seeds, "mean": s.seed_diff_mean, "sd": s.seed_diff_sd}
+                    for s in stat_rows
+                },
             },
         },
         "gates": gates,
@@ -113,6 +146,7 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
             "performance_gates": all_passed("latency") and all_passed("memory"),
             "overall_verdict": comp.verdict,
             "reasons": json.loads(comp.reasons_json),
+            "underpowered": json.loads(comp.underpowered_json) if comp.underpowered_json else [],
         },
     }
 

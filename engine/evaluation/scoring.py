@@ -1,46 +1,60 @@
-"""Score every eval example, so the statistics can pair baseline and variant per example."""
+"""Score every eval example, so the statistics can pair baseline and variant per example.
+
+Sentence-level metrics give one value per example; corpus-level metrics (chrF, BLEU) give
+per-example sufficient statistics, kept so the bootstrap can recompute the corpus score.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
 from engine.evaluation.generation import greedy_generate
 from engine.models.tokenizer import TextTokenizer
-from engine.tasks.metrics import METRICS
-from engine.tasks.qa import QAExample, format_prompt
+from engine.tasks.base import Task, TaskExample
 
 
 @dataclass
 class EvalOutput:
-    scores: dict[str, dict[str, float]]  # example_id -> metric -> value
+    scores: dict[str, dict[str, float]]  # example_id -> metric -> value (sentence-level)
     predictions: list[tuple[str, str, list[str], float]]  # id, prediction, references, ms
+    corpus_stats: dict[str, np.ndarray] = field(default_factory=dict)  # metric -> (n, k)
 
 
-def evaluate_qa(
+def evaluate(
     model: nn.Module,
     tokenizer: TextTokenizer,
-    examples: Sequence[QAExample],
+    task: Task,
+    examples: Sequence[TaskExample],
     metrics: Sequence[str],
     device: torch.device,
     max_new_tokens: int,
     max_length: int,
     on_example: Callable[[int], None] | None = None,
 ) -> EvalOutput:
+    specs = [task.metric(m) for m in metrics]
     scores: dict[str, dict[str, float]] = {}
     predictions = []
+    corpus: dict[str, list[np.ndarray]] = {m.name: [] for m in specs if m.corpus_level}
     for i, ex in enumerate(examples):
         start = time.perf_counter()
-        pred = greedy_generate(
-            model, tokenizer, format_prompt(ex), max_new_tokens, device, max_length
-        )
+        pred = greedy_generate(model, tokenizer, ex.prompt, max_new_tokens, device, max_length)
         elapsed = (time.perf_counter() - start) * 1000.0
-        scores[ex.id] = {m: METRICS[m](pred, ex.answers) for m in metrics}
-        predictions.append((ex.id, pred, list(ex.answers), elapsed))
+        scores[ex.id] = {}
+        for spec in specs:
+            if spec.corpus_level:
+                stats = np.asarray(task.corpus_stats(spec.name, pred, ex), dtype=float)
+                corpus[spec.name].append(stats)
+                # stored per example for inspection: the corpus formula on this one sentence
+                scores[ex.id][spec.name] = float(task.corpus_score(spec.name, stats[None])[0])
+            else:
+                scores[ex.id][spec.name] = task.score_example(spec.name, pred, ex)
+        predictions.append((ex.id, pred, list(ex.references), elapsed))
         if on_example is not None:
             on_example(i + 1)
-    return EvalOutput(scores, predictions)
+    return EvalOutput(scores, predictions, {m: np.stack(v) for m, v in corpus.items()})

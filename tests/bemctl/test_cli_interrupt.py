@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from bemctl.errors import BemctlError
 from store import queries
 from store.db import Store
 from store.models import Comparison, GateDecision, Run, StatResult
@@ -105,10 +106,13 @@ def test_sigint_to_a_real_process(project: Path) -> None:
         while time.monotonic() < deadline:  # wait until training has written a step
             time.sleep(0.2)
             if db.exists():
-                with Store(db, readonly=True) as store:
-                    runs = queries.list_runs(store)
-                    if any(r.current_step >= 1 for r in runs):
-                        break
+                try:
+                    with Store(db, readonly=True) as store:
+                        runs = queries.list_runs(store)
+                except BemctlError:  # created but its schema not written yet
+                    continue
+                if any(r.current_step >= 1 for r in runs):
+                    break
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -142,3 +142,24 @@ def test_significance_and_ci_thresholds_are_strict() -> None:
     assert not gates[("ci_lower_bound_positive", "f1")].passed  # needs > 0
     assert not gates[("statistical_significance", "f1")].passed  # needs < alpha
     assert gates[("min_improvement", "f1")].passed  # >= min_improvement
+
+
+def test_underpowered_is_inconclusive_unless_a_cost_gate_failed() -> None:
+    from engine.gates import INCONCLUSIVE
+
+    inputs = GateInputs(1.0, 1.0, 1.0, 1.0, 0.05, 1.15, 1.05)
+    weak = [MetricEvidence("f1", 0.01, -0.02, 0.4)]
+    policy = GatePolicy(min_improvement=0.005, alpha=0.05)
+    verdict_, reasons = verdict(evaluate_gates(inputs, weak, policy), ["f1: n=60 < 100"])
+    assert verdict_ == INCONCLUSIVE
+    assert reasons[0] == "underpowered: f1: n=60 < 100"
+    assert any("ci_lower_bound_positive[f1]" in r for r in reasons)
+
+    slow = GateInputs(1.0, 1.0, 1.3, 1.0, 0.05, 1.15, 1.05)
+    verdict_, reasons = verdict(evaluate_gates(slow, weak, policy), ["f1: n=60 < 100"])
+    assert verdict_ == "REJECT"  # more data cannot fix a latency violation
+    assert any(r.startswith("latency") for r in reasons)
+
+    strong = [MetricEvidence("f1", 0.05, 0.02, 0.001)]
+    verdict_, _ = verdict(evaluate_gates(inputs, strong, policy), ["f1: n=60 < 100"])
+    assert verdict_ == INCONCLUSIVE  # even a clear win on too little data is not a PROMOTE

@@ -61,8 +61,17 @@ def plan(**overrides) -> TrainPlan:
 # ---------------------------------------------------------------- encoding and batching
 
 
+def _pair(ex: QAExample) -> tuple[str, str]:
+    """The (prompt, target) pair the runner builds from a QA example."""
+    return format_prompt(ex), format_target(ex.answers[0])
+
+
+def _pairs(examples: list[QAExample]) -> list[tuple[str, str]]:
+    return [_pair(ex) for ex in examples]
+
+
 def test_encode_example_masks_prompt_and_ends_with_eos() -> None:
-    ids, labels = encode_example(TOK, EXAMPLE, max_length=256)
+    ids, labels = encode_example(TOK, *_pair(EXAMPLE), max_length=256)
     prompt = TOK.encode(format_prompt(EXAMPLE))
     target = TOK.encode(format_target("fox"))  # first reference answer only
     assert ids == prompt + target + [TOK.eos_token_id]
@@ -73,8 +82,8 @@ def test_encode_example_masks_prompt_and_ends_with_eos() -> None:
 
 
 def test_encode_example_truncates_from_the_left() -> None:
-    full_ids, full_labels = encode_example(TOK, EXAMPLE, max_length=256)
-    ids, labels = encode_example(TOK, EXAMPLE, max_length=10)
+    full_ids, full_labels = encode_example(TOK, *_pair(EXAMPLE), max_length=256)
+    ids, labels = encode_example(TOK, *_pair(EXAMPLE), max_length=10)
     assert len(ids) == len(labels) == 10
     assert ids == full_ids[-10:]
     assert labels == full_labels[-10:]
@@ -118,7 +127,12 @@ def test_train_adapter_reduces_loss() -> None:
     train, _ = make_qa_splits(64, 2, seed=0)
     log: list[tuple[int, float, float, float]] = []
     last = train_adapter(
-        model, TOK, train, plan(), torch.device("cpu"), on_step=lambda *row: log.append(row)
+        model,
+        TOK,
+        _pairs(train),
+        plan(),
+        torch.device("cpu"),
+        on_step=lambda *row: log.append(row),
     )
     assert [row[0] for row in log] == list(range(1, 31))
     losses = [row[1] for row in log]
@@ -141,7 +155,7 @@ def test_train_adapter_is_deterministic() -> None:
         train_adapter(
             tiny_adapter(seed=5),
             TOK,
-            train,
+            _pairs(train),
             plan(steps=3, batch_size=4),
             torch.device("cpu"),
             on_step=lambda s, loss, lr, t, log=log: log.append(loss),
@@ -161,9 +175,18 @@ def test_nan_parameter_raises_training_diverged() -> None:
         train_adapter(
             model,
             TOK,
-            train,
+            _pairs(train),
             plan(steps=5, batch_size=4),
             torch.device("cpu"),
             on_step=lambda s, *rest: steps.append(s),
         )
     assert steps == []  # the failing step is never reported as a completed step
+
+
+def test_after_optimizer_step_hook_runs_every_step() -> None:
+    model = tiny_adapter()
+    calls: list[int] = []
+    model.after_optimizer_step = lambda: calls.append(1)  # type: ignore[attr-defined]
+    train, _ = make_qa_splits(8, 2, seed=0)
+    train_adapter(model, TOK, _pairs(train), plan(steps=4, batch_size=4), torch.device("cpu"))
+    assert len(calls) == 4

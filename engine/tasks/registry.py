@@ -1,0 +1,29 @@
+"""`data.task` -> Task. New tasks register here; the spec validates names against this list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bemctl.errors import BemctlError
+from engine.tasks.base import Task
+
+# Task name -> its metric names (kept here, import-light, so specs validate without torch).
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "synthetic_qa": ("exact_match", "f1"),
+    "jsonl_qa": ("exact_match", "f1"),
+}
+TASK_NAMES = tuple(TASK_METRICS)
+
+
+def build_task(data, resolve: Callable[[Path], Path], where: Path) -> Task:
+    """The Task a spec's `data` section asks for; file paths resolve against the spec."""
+    from engine.tasks.qa_task import JsonlQATask, SyntheticQATask
+
+    if data.task == "synthetic_qa":
+        return SyntheticQATask(data.n_facts)
+    if data.task == "jsonl_qa":
+        if data.train_file is None or data.eval_file is None:
+            raise BemctlError(f"{where}: data: task 'jsonl_qa' needs train_file and eval_file")
+        return JsonlQATask(resolve(data.train_file), resolve(data.eval_file))
+    raise BemctlError(f"{where}: data.task: unknown task {data.task!r} (known: {TASK_NAMES})")
