@@ -29,7 +29,7 @@ class QuickSizes(BaseModel):
     eval_examples: int = Field(200, ge=2)
     train_steps: int = Field(120, ge=1)
     batch_size: int = Field(16, ge=1)
-    latency_rounds: int = Field(30, ge=1)
+    latency_rounds: int = Field(60, ge=1)
     bootstrap_samples: int = Field(10_000, ge=100)
 
 
@@ -68,6 +68,7 @@ class Settings(BaseSettings):
 
     # Set by load_settings, not by the file: where relative paths are anchored.
     base_dir: Path = Field(default=Path("."), exclude=True)
+    config_path: Path | None = Field(default=None, exclude=True)
 
     @classmethod
     def settings_customise_sources(
@@ -151,7 +152,9 @@ def load_settings(config: Path | None = None) -> Settings:
         base = path.parent.resolve()
         source = str(path)
     try:
-        return _build(data, base)
+        settings = _build(data, base)
+        settings.config_path = path.resolve() if path is not None else None
+        return settings
     except ValidationError as exc:
         lines = []
         for line, error in zip(format_validation_errors(source, exc), exc.errors(), strict=True):
@@ -163,7 +166,8 @@ def load_settings(config: Path | None = None) -> Settings:
 
 
 def _build(data: dict[str, Any], base: Path) -> Settings:
-    if "base_dir" in data:
-        data = dict(data)
-        data["base_dir!"] = data.pop("base_dir")  # not user-settable: let extra=forbid reject it
+    data = dict(data)
+    for internal in ("base_dir", "config_path"):  # not user-settable: let extra=forbid reject
+        if internal in data:
+            data[f"{internal}!"] = data.pop(internal)
     return Settings(**data, base_dir=base)

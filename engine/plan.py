@@ -61,7 +61,7 @@ def make_plan(spec: ExperimentSpec, settings: Settings, options: RunOptions) -> 
         batch = spec.training.batch_size
         epochs_steps = spec.training.max_epochs * math.ceil(train_size / batch)
         steps = min(epochs_steps, spec.training.max_steps or epochs_steps)
-        rounds, boot_default = 50, _first(v.bootstrap_samples, settings.bootstrap_samples)
+        rounds, boot_default = 100, _first(v.bootstrap_samples, settings.bootstrap_samples)
     seed = _first(options.seed, settings.seed)
     if options.seed is not None or options.quick or not spec.seeds:
         seeds: tuple[int, ...] = (seed,)  # --seed and --quick mean one seed

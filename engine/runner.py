@@ -12,7 +12,6 @@ Order of work and why:
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import tempfile
@@ -29,7 +28,8 @@ from bemctl.settings import Settings
 from engine import stats
 from engine.device import resolve_device
 from engine.evaluation.generation import greedy_generate
-from engine.evaluation.measure import PeakMemory, flops_per_token, interleaved_latency
+from engine.evaluation.measure import MemoryReading, flops_per_token, interleaved_latency
+from engine.evaluation.memprobe import probe_memory
 from engine.evaluation.scoring import evaluate
 from engine.gates import GateInputs, GatePolicy, MetricEvidence, evaluate_gates, verdict
 from engine.models.base_model import BaseModel, PretrainPlan, load_base_model
@@ -39,7 +39,7 @@ from engine.spec import LoadedSpec
 from engine.tasks.base import Task, TaskExample
 from engine.tasks.registry import build_task
 from engine.training import TrainingDiverged, TrainPlan, collate, encode_example, train_adapter
-from engine.variants.lora.config import LoraConfig
+from engine.variants.build import build_adapter_model
 from engine.variants.registry import model_class
 from store import queries
 from store.db import Store
@@ -97,8 +97,7 @@ class RoleResult:
     params_total: int
     params_trainable: int
     flops: float
-    memory_bytes: int
-    memory_kind: str
+    adapter_path: Path
     corpus_stats: dict = field(default_factory=dict)  # metric -> (n, k) sufficient stats
 
 
@@ -194,10 +193,14 @@ class ExperimentRunner:
                 plan,
                 loaded,
             )
+            b, v = results[first, "baseline"], results[first, "variant"]
+            memory = {
+                role: self._memory(role, r, loaded, plan, evals)
+                for role, r in (("baseline", b), ("variant", v))
+            }
         except BaseException as exc:
             self._abandon(run_ids.values(), exc)
             raise
-        b, v = results[first, "baseline"], results[first, "variant"]
         lat_ratio = latency[1].p50 / latency[0].p50 if latency[0].p50 > 0 else None
         for role, lat in zip(("baseline", "variant"), latency, strict=True):
             queries.update_run(
@@ -222,7 +225,11 @@ class ExperimentRunner:
             param_ratio=v.params_trainable / b.params_trainable,
             flop_ratio=v.flops / b.flops,
             latency_ratio=lat_ratio,
-            memory_ratio=v.memory_bytes / b.memory_bytes if b.memory_bytes else None,
+            memory_ratio=(
+                memory["variant"].peak_bytes / memory["baseline"].peak_bytes
+                if memory["baseline"].peak_bytes
+                else None
+            ),
             metrics=metrics,
             seed_runs=[
                 {
@@ -233,6 +240,41 @@ class ExperimentRunner:
                 for s in plan.seeds
             ],
         )
+
+    def _memory(
+        self,
+        role: str,
+        result: RoleResult,
+        loaded: LoadedSpec,
+        plan: ExperimentPlan,
+        evals: list[TaskExample],
+    ) -> MemoryReading:
+        """Peak memory of one arm, in a fresh process (engine.evaluation.memprobe)."""
+        spec = loaded.spec
+        phase = self.progress.phase(f"{spec.experiment_name}: peak memory {role} (own process)", 1)
+        request = {
+            "config": str(self.settings.config_path) if self.settings.config_path else None,
+            "spec": str(loaded.path.resolve()),
+            "role": role,
+            "seed": plan.seeds[0],
+            "adapter": str(result.adapter_path),
+            "device": str(self.device),
+            "prompts": [ex.prompt for ex in evals[:32]],
+            "max_new_tokens": spec.data.max_new_tokens,
+            "max_length": spec.model.max_length,
+        }
+        reading = probe_memory(request, cwd=self.settings.base_dir)
+        phase.advance(1)
+        phase.done()
+        queries.update_run(
+            self.store,
+            result.run_id,
+            peak_memory_bytes=reading.peak_bytes,
+            memory_kind=reading.kind,
+            gpu_memory_used_bytes=reading.gpu_used_bytes,
+            gpu_utilization=reading.gpu_utilization,
+        )
+        return reading
 
     def _base_model(self, name: str) -> BaseModel:
         p = self.settings.pretrain
@@ -256,25 +298,8 @@ class ExperimentRunner:
         return base
 
     def _build(self, role: str, loaded: LoadedSpec, base: BaseModel, seed: int) -> torch.nn.Module:
-        cfg = loaded.spec.bem_config
-        torch.manual_seed(seed)  # identical LoRA init for baseline and variant
-        model_copy = copy.deepcopy(base.model)
-        if role == "baseline":
-            lora = LoraConfig(
-                rank_dimension=cfg.rank_dimension,
-                lora_alpha=cfg.lora_alpha,
-                target_modules=cfg.target_modules,
-            )
-            from engine.variants.lora.model import StaticLoraModel
-
-            try:
-                return StaticLoraModel(model_copy, lora).to(self.device)
-            except ValueError as exc:
-                raise BemctlError(f"{loaded.path}: {exc}") from None
-        try:
-            return model_class(cfg.variant)(model_copy, cfg).to(self.device)
-        except ValueError as exc:
-            raise BemctlError(f"{loaded.path}: {exc}") from None
+        model = build_adapter_model(role, loaded.spec.bem_config, base.model, seed, loaded.path)
+        return model.to(self.device)
 
     def _train_and_evaluate(
         self,
@@ -333,20 +358,18 @@ class ExperimentRunner:
         phase = self.progress.phase(
             f"{spec.experiment_name}: evaluate {role} (seed {seed})", len(evals)
         )
-        with PeakMemory(self.device) as mem:
-            out = evaluate(
-                model,
-                base.tokenizer,
-                task,
-                evals,
-                spec.metric_names,
-                self.device,
-                spec.data.max_new_tokens,
-                spec.model.max_length,
-                on_example=lambda i: phase.advance(1),
-            )
+        out = evaluate(
+            model,
+            base.tokenizer,
+            task,
+            evals,
+            spec.metric_names,
+            self.device,
+            spec.data.max_new_tokens,
+            spec.model.max_length,
+            on_example=lambda i: phase.advance(1),
+        )
         phase.done()
-        reading = mem.reading
         queries.record_evaluation(self.store, run_id, out.scores, out.predictions)
         queries.update_run(
             self.store,
@@ -354,10 +377,6 @@ class ExperimentRunner:
             params_total=total,
             params_trainable=trainable,
             flops_per_token=flops,
-            peak_memory_bytes=reading.peak_bytes,
-            memory_kind=reading.kind,
-            gpu_memory_used_bytes=reading.gpu_used_bytes,
-            gpu_utilization=reading.gpu_utilization,
             adapter_path=str(adapter_path),
         )
         queries.mark_run_finished(self.store, run_id, "succeeded")
@@ -368,8 +387,7 @@ class ExperimentRunner:
             total,
             trainable,
             flops,
-            reading.peak_bytes,
-            reading.kind,
+            adapter_path,
             out.corpus_stats,
         )
 
@@ -411,6 +429,7 @@ class ExperimentRunner:
                 spec.data.max_new_tokens,
                 self.device,
                 spec.model.max_length,
+                stop_early=False,  # same number of tokens for both arms
             )
 
         lat = interleaved_latency(

@@ -20,8 +20,13 @@ def greedy_generate(
     max_new_tokens: int,
     device: torch.device,
     max_length: int,
+    stop_early: bool = True,
 ) -> str:
-    """Decode until EOS or a newline (the task's stop signal) or the token budget."""
+    """Decode until EOS or a newline (the task's stop signal) or the token budget.
+
+    `stop_early=False` always decodes `max_new_tokens` tokens: latency probes use it so that
+    both arms do identical work whatever they happen to answer.
+    """
     room = max(1, max_length - max_new_tokens)
     ids = torch.tensor([tokenizer.encode(prompt)[-room:]], device=device)
     routing: dict = {}  # per-sequence routing decisions a variant may reuse across steps
@@ -31,10 +36,10 @@ def greedy_generate(
     generated: list[int] = []
     for _ in range(max_new_tokens):
         next_id = int(out.logits[0, -1].argmax())
-        if next_id == tokenizer.eos_token_id:
+        if stop_early and next_id == tokenizer.eos_token_id:
             break
         generated.append(next_id)
-        if "\n" in tokenizer.decode(generated[-4:]):
+        if stop_early and "\n" in tokenizer.decode(generated[-4:]):
             break
         step = torch.tensor([[next_id]], device=device)
         out = model(

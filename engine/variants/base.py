@@ -38,11 +38,20 @@ class LoraLayer(nn.Module):
         self.lora_u = nn.Parameter(torch.zeros(out_features, rank, dtype=weight.dtype))
         nn.init.kaiming_uniform_(self.lora_v.t(), a=math.sqrt(5))  # as peft: B=0, A random
         self.mask: torch.Tensor | None = None  # (B, T, r), set by the owning model per forward
+        # lora_v with a fixed mask already multiplied in (decode steps of one sequence):
+        # x·(V diag m) = (x·V) ⊙ m, without a per-token elementwise op
+        self.folded_v: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.base.weight if self.is_conv1d else self.base.weight.t()
         return masked_lora(
-            x, weight, self.base.bias, self.lora_v, self.lora_u, self.mask, self.scaling
+            x,
+            weight,
+            self.base.bias,
+            self.lora_v if self.folded_v is None else self.folded_v,
+            self.lora_u,
+            self.mask,
+            self.scaling,
         )
 
     def delta_weight(self) -> torch.Tensor:
@@ -118,6 +127,7 @@ class AdapterModel(nn.Module):
         finally:
             for layer in self.lora_layers.values():
                 layer.mask = None
+                layer.folded_v = None
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Only what training changed: what gets saved as the run's adapter weights."""

@@ -83,22 +83,35 @@ class DynamicRankModel(AdapterModel):
         context_ids: torch.Tensor | None,
         routing_cache: dict | None = None,
     ) -> None:
-        all_ids = input_ids if context_ids is None else torch.cat([context_ids, input_ids], 1)
-        start = all_ids.shape[1] - input_ids.shape[1]
+        start = 0 if context_ids is None else context_ids.shape[1]
+        total = start + input_ids.shape[1]
         first_chunk = start // self.config.chunk_size
-        single_chunk = (all_ids.shape[1] - 1) // self.config.chunk_size == first_chunk
+        single_chunk = (total - 1) // self.config.chunk_size == first_chunk
         if routing_cache is not None and single_chunk and routing_cache.get("chunk") == first_chunk:
-            blocks = routing_cache["blocks"]  # decode step inside an already-routed chunk
+            self._use_folded(routing_cache["folded"])  # decode step in an already-routed chunk
+            return
+        all_ids = input_ids if context_ids is None else torch.cat([context_ids, input_ids], 1)
+        masks = self.block_masks(all_ids, first_chunk)
+        self.last_masks = masks.detach()
+        if single_chunk:  # every current token sits in one chunk (decode steps)
+            blocks = [masks[:, :1, b] for b in range(self.n_blocks)]  # (B, 1, r) broadcasts
+            if routing_cache is not None and not torch.is_grad_enabled() and masks.shape[0] == 1:
+                folded = {
+                    name: layer.lora_v * blocks[layer.block_index][0, 0]
+                    for name, layer in self.lora_layers.items()
+                }
+                routing_cache.update(chunk=first_chunk, folded=folded)
+                self._use_folded(folded)
+                return
         else:
-            masks = self.block_masks(all_ids, first_chunk)
-            self.last_masks = masks.detach()
-            if single_chunk:  # every current token sits in one chunk (decode steps)
-                blocks = [masks[:, :1, b] for b in range(self.n_blocks)]  # (B, 1, r) broadcasts
-                if routing_cache is not None and not torch.is_grad_enabled():
-                    routing_cache.update(chunk=first_chunk, blocks=blocks)
-            else:
-                positions = torch.arange(start, all_ids.shape[1], device=input_ids.device)
-                per_token = masks[:, positions // self.config.chunk_size - first_chunk]
-                blocks = [per_token[:, :, b] for b in range(self.n_blocks)]
+            positions = torch.arange(start, total, device=input_ids.device)
+            per_token = masks[:, positions // self.config.chunk_size - first_chunk]
+            blocks = [per_token[:, :, b] for b in range(self.n_blocks)]
         for layer in self.lora_layers.values():
             layer.mask = blocks[layer.block_index]
+
+    def _use_folded(self, folded: dict[str, torch.Tensor]) -> None:
+        """Decode with the chunk's mask folded into V: no per-token masking op at all."""
+        for name, layer in self.lora_layers.items():
+            layer.folded_v = folded[name]
+            layer.mask = None

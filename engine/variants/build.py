@@ -1,0 +1,40 @@
+"""Build the adapter model of one arm (baseline or variant) the same way everywhere.
+
+Training, evaluation and the memory probe's child process all go through this, so a probe
+measures exactly the model that was trained.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bemctl.errors import BemctlError
+from engine.variants.base import AdapterModel
+from engine.variants.config_base import VariantConfig
+from engine.variants.lora.config import LoraConfig
+from engine.variants.registry import model_class
+
+
+def build_adapter_model(
+    role: str, config: VariantConfig, base_model: nn.Module, seed: int, where: Path | str
+) -> AdapterModel:
+    """Copy of the frozen base + this arm's adapter; same seed -> same LoRA initialisation."""
+    torch.manual_seed(seed)
+    model_copy = copy.deepcopy(base_model)
+    try:
+        if role == "baseline":
+            from engine.variants.lora.model import StaticLoraModel
+
+            lora = LoraConfig(
+                rank_dimension=config.rank_dimension,
+                lora_alpha=config.lora_alpha,
+                target_modules=config.target_modules,
+            )
+            return StaticLoraModel(model_copy, lora)
+        return model_class(config.variant)(model_copy, config)
+    except ValueError as exc:
+        raise BemctlError(f"{where}: {exc}") from None

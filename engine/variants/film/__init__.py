@@ -1,0 +1,1 @@
+"""V4: residual FiLM micro-γ,β (prompt-conditioned modulation of the residual stream)."""
