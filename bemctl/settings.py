@@ -38,7 +38,7 @@ class PretrainSizes(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(1500, ge=1)
+    steps: int = Field(2000, ge=1)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(3e-3, gt=0)
     corpus_docs: int = Field(20_000, ge=10)

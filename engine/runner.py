@@ -123,6 +123,9 @@ def load_data(
     return task, train, evals
 
 
+LATENCY_NEW_TOKENS = 16  # per latency probe: prefill + this many decode steps, both arms
+
+
 class ExperimentRunner:
     def __init__(
         self,
@@ -336,7 +339,7 @@ class ExperimentRunner:
             phase.advance(1, f"loss {loss:.3f}")
 
         try:
-            pairs = [(ex.prompt, task.target(ex)) for ex in train]
+            pairs = [(ex.prompt, task.target(ex), ex.features) for ex in train]
             train_adapter(model, base.tokenizer, pairs, tplan, self.device, on_step)
         except TrainingDiverged as exc:
             queries.mark_run_finished(self.store, run_id, "failed", str(exc))
@@ -426,7 +429,7 @@ class ExperimentRunner:
                 model,
                 base.tokenizer,
                 probes[r % len(probes)],
-                spec.data.max_new_tokens,
+                min(spec.data.max_new_tokens, LATENCY_NEW_TOKENS),
                 self.device,
                 spec.model.max_length,
                 stop_early=False,  # same number of tokens for both arms

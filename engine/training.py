@@ -84,21 +84,24 @@ def lr_at(step: int, plan: TrainPlan) -> float:
 def train_adapter(
     model: nn.Module,
     tokenizer: TextTokenizer,
-    examples: Sequence[tuple[str, str]],
+    examples: Sequence[tuple[str, str]] | Sequence[tuple[str, str, dict]],
     plan: TrainPlan,
     device: torch.device,
     on_step: StepCallback | None = None,
 ) -> float:
-    """Train the trainable parameters on (prompt, target) pairs; returns the last loss.
+    """Train the trainable parameters on (prompt, target[, extras]) items; returns the last loss.
 
-    A model may define `after_optimizer_step()` (e.g. V3's spectral-norm clamp); it runs
-    after every optimiser step.
+    Optional model hooks, so variants can add what plain next-token training lacks:
+    `set_batch_extras(list[dict])` receives each batch's per-example extras (e.g. V2's relevant
+    passage) before the forward; `auxiliary_loss()` after the forward returns a tensor added to
+    the loss (or None); `after_optimizer_step()` runs after every step (e.g. V3's clamp).
     """
     torch.manual_seed(plan.seed)
-    encoded = [
-        encode_example(tokenizer, prompt, target, plan.max_length) for prompt, target in examples
-    ]
+    encoded = [encode_example(tokenizer, item[0], item[1], plan.max_length) for item in examples]
+    extras = [item[2] if len(item) > 2 else {} for item in examples]
     after_step = getattr(model, "after_optimizer_step", None)
+    set_extras = getattr(model, "set_batch_extras", None)
+    auxiliary = getattr(model, "auxiliary_loss", None)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=plan.learning_rate, weight_decay=plan.weight_decay)
     model.train()
@@ -114,12 +117,17 @@ def train_adapter(
             k: v.to(device)
             for k, v in collate([encoded[i] for i in indices], tokenizer.pad_token_id).items()
         }
+        if set_extras is not None:
+            set_extras([extras[i] for i in indices])
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss = nn.functional.cross_entropy(
             logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
             batch["labels"][:, 1:].reshape(-1),
             ignore_index=IGNORE,
         )
+        aux = auxiliary() if auxiliary is not None else None
+        if aux is not None:
+            loss = loss + aux
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise TrainingDiverged(f"non-finite loss ({loss_value}) at step {step + 1}")

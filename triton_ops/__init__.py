@@ -4,6 +4,15 @@ Today every op dispatches to its reference; the Triton kernels land with their o
 must match these references (the tests compare against them).
 """
 
+from triton_ops.film import film, film_reference
+from triton_ops.kron_delta import kron_delta, kron_delta_reference
 from triton_ops.masked_lora import masked_lora, masked_lora_reference
 
-__all__ = ["masked_lora", "masked_lora_reference"]
+__all__ = [
+    "film",
+    "film_reference",
+    "kron_delta",
+    "kron_delta_reference",
+    "masked_lora",
+    "masked_lora_reference",
+]

@@ -29,7 +29,7 @@ from engine.models.tokenizer import ByteTokenizer, HFTokenizerAdapter, TextToken
 EMBEDDED_PREFIX = "embedded:"
 EMBEDDED_NAME = "tiny-gpt2"
 CONFIG_PATH = Path(__file__).with_name("embedded_config.json")
-CORPUS_VERSION = "qa-corpus-v2-multiq"  # bump when the corpus generator changes meaning
+CORPUS_VERSION = "mix-v1-qa-translation-json"  # bump when the corpus generator changes meaning
 
 
 @dataclass(frozen=True)
@@ -156,10 +156,10 @@ def _save_atomically(model: nn.Module, target: Path) -> None:
 
 def corpus_blocks(tokenizer: ByteTokenizer, plan: PretrainPlan) -> torch.Tensor:
     """The training-split corpus packed into (n_blocks, block_size) token blocks."""
-    from engine.tasks.qa import pretraining_corpus
+    from engine.tasks.corpus import pretraining_mix
 
     ids: list[int] = []
-    for doc in pretraining_corpus(plan.corpus_docs, plan.seed):
+    for doc in pretraining_mix(plan.corpus_docs, plan.seed):
         ids.extend(tokenizer.encode(doc))
         ids.append(tokenizer.eos_token_id)
     n = len(ids) // plan.block_size

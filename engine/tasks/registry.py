@@ -12,6 +12,8 @@ from engine.tasks.base import Task
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "synthetic_qa": ("exact_match", "f1"),
     "jsonl_qa": ("exact_match", "f1"),
+    "synthetic_translation": ("chrf", "bleu"),
+    "synthetic_json": ("validity", "field_exact_match"),
 }
 TASK_NAMES = tuple(TASK_METRICS)
 
@@ -26,4 +28,12 @@ def build_task(data, resolve: Callable[[Path], Path], where: Path) -> Task:
         if data.train_file is None or data.eval_file is None:
             raise BemctlError(f"{where}: data: task 'jsonl_qa' needs train_file and eval_file")
         return JsonlQATask(resolve(data.train_file), resolve(data.eval_file))
+    if data.task == "synthetic_translation":
+        from engine.tasks.translation import TranslationTask
+
+        return TranslationTask()
+    if data.task == "synthetic_json":
+        from engine.tasks.structured import StructuredOutputTask
+
+        return StructuredOutputTask()
     raise BemctlError(f"{where}: data.task: unknown task {data.task!r} (known: {TASK_NAMES})")

@@ -18,19 +18,6 @@ class GateShapingConfig(VariantConfig):
     margin_loss_weight: float = Field(0.1, ge=0)
 
 
-class KroneckerConfig(VariantConfig):
-    variant: Literal["kronecker_down"] = "kronecker_down"
-    kron_rank: int = Field(2, ge=1)
-    spectral_budget: float = Field(1.0, gt=0)
-
-
-class ResidualFilmConfig(VariantConfig):
-    variant: Literal["residual_film"] = "residual_film"
-    film_layers: list[int] = Field(default_factory=lambda: [1, 2])
-    gamma_range: tuple[float, float] = (0.5, 2.0)
-    beta_range: tuple[float, float] = (-0.5, 0.5)
-
-
 class RouterBCConfig(VariantConfig):
     variant: Literal["agentic_router_bc"] = "agentic_router_bc"
     n_experts: int = Field(3, ge=2)
@@ -64,8 +51,6 @@ class SafetyCurveConfig(VariantConfig):
 
 PENDING = [
     GateShapingConfig,
-    KroneckerConfig,
-    ResidualFilmConfig,
     RouterBCConfig,
     RouterPGConfig,
     OnlineShadowConfig,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from bemctl.errors import BemctlError
 from engine.variants.config_base import VariantConfig
 from engine.variants.dynrank.config import DynamicRankConfig
+from engine.variants.film.config import ResidualFilmConfig
+from engine.variants.kron.config import KroneckerConfig
 from engine.variants.lora.config import LoraConfig
 from engine.variants.pending import PENDING
 
@@ -43,6 +45,12 @@ register(
     DynamicRankConfig,
     "engine.variants.dynrank.model:DynamicRankModel",
     "PT1 + dynamic rank mask",
+)
+register(KroneckerConfig, "engine.variants.kron.model:KroneckerModel", "V3: Kronecker @ W_down")
+register(
+    ResidualFilmConfig,
+    "engine.variants.film.model:ResidualFilmModel",
+    "V4: residual FiLM micro-gamma,beta",
 )
 for _cls in PENDING:
     register(_cls, None, _cls.__doc__ or _name(_cls))
