@@ -30,6 +30,8 @@ class GateInputs:
     tolerance: float
     latency_budget: float
     memory_budget: float
+    kv_hit_rate: float | None = None  # variant's share of cached K/V entries still valid
+    kv_hit_rate_baseline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,18 @@ def evaluate_gates(
             ok = ratio is not None and ratio <= budget
             detail = f"{what}, variant / baseline" if ratio is not None else f"{what} not measured"
             gates.append(Gate(name, None, ok, ratio, budget, "<=", detail))
+        if inputs.kv_hit_rate is not None and inputs.kv_hit_rate_baseline is not None:
+            gates.append(
+                Gate(
+                    "kv_hit_rate",
+                    None,
+                    inputs.kv_hit_rate >= inputs.kv_hit_rate_baseline,
+                    inputs.kv_hit_rate,
+                    inputs.kv_hit_rate_baseline,
+                    ">=",
+                    "cached K/V entries still valid after decoding (threshold: baseline's)",
+                )
+            )
     for ev in evidence:
         if policy.ci_lower_bound_positive:
             gates.append(
@@ -124,7 +138,7 @@ def evaluate_gates(
     return gates
 
 
-COST_GATES = ("budget_parity_params", "budget_parity_flops", "latency", "memory")
+COST_GATES = ("budget_parity_params", "budget_parity_flops", "latency", "memory", "kv_hit_rate")
 INCONCLUSIVE = "INCONCLUSIVE (underpowered)"
 
 

@@ -28,6 +28,7 @@ from bemctl.settings import Settings
 from engine import stats
 from engine.device import resolve_device
 from engine.evaluation.generation import greedy_generate
+from engine.evaluation.kvcache import KVCacheCheck, kv_cache_check
 from engine.evaluation.measure import MemoryReading, flops_per_token, interleaved_latency
 from engine.evaluation.memprobe import probe_memory
 from engine.evaluation.scoring import evaluate
@@ -80,6 +81,8 @@ class ExperimentOutcome:
     latency_ratio: float | None
     memory_ratio: float | None
     metrics: list[MetricOutcome]
+    kv_hit_rate: float | None = None
+    kv_hit_rate_baseline: float | None = None
     verdict: str = ""
     reasons: list[str] = field(default_factory=list)
     gates: list = field(default_factory=list)
@@ -188,6 +191,10 @@ class ExperimentRunner:
                     )
                     if seed != first:
                         results[seed, role].model = None  # only the first seed's are timed
+            kv = {
+                role: self._kv_check(results[first, role].model, base, evals, loaded)
+                for role in ("baseline", "variant")
+            }
             latency = self._latency(
                 results[first, "baseline"].model,
                 results[first, "variant"].model,
@@ -228,6 +235,8 @@ class ExperimentRunner:
             param_ratio=v.params_trainable / b.params_trainable,
             flop_ratio=v.flops / b.flops,
             latency_ratio=lat_ratio,
+            kv_hit_rate=kv["variant"].hit_rate,
+            kv_hit_rate_baseline=kv["baseline"].hit_rate,
             memory_ratio=(
                 memory["variant"].peak_bytes / memory["baseline"].peak_bytes
                 if memory["baseline"].peak_bytes
@@ -242,6 +251,19 @@ class ExperimentRunner:
                 }
                 for s in plan.seeds
             ],
+        )
+
+    def _kv_check(
+        self, model, base: BaseModel, evals: list[TaskExample], loaded: LoadedSpec
+    ) -> KVCacheCheck:
+        spec = loaded.spec
+        return kv_cache_check(
+            model,
+            base.tokenizer,
+            [ex.prompt for ex in evals[:16]],
+            min(spec.data.max_new_tokens, LATENCY_NEW_TOKENS),
+            self.device,
+            spec.model.max_length,
         )
 
     def _memory(
@@ -524,6 +546,8 @@ class ExperimentRunner:
                     o.plan.budget_tolerance,
                     o.plan.latency_budget,
                     o.plan.memory_budget,
+                    o.kv_hit_rate,
+                    o.kv_hit_rate_baseline,
                 ),
                 [
                     MetricEvidence(m.metric, m.interval.estimate, m.interval.low, m.p_adjusted)

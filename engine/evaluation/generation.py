@@ -21,6 +21,7 @@ def greedy_generate(
     device: torch.device,
     max_length: int,
     stop_early: bool = True,
+    routing: dict | None = None,
 ) -> str:
     """Decode until EOS or a newline (the task's stop signal) or the token budget.
 
@@ -29,7 +30,8 @@ def greedy_generate(
     """
     room = max(1, max_length - max_new_tokens)
     ids = torch.tensor([tokenizer.encode(prompt)[-room:]], device=device)
-    routing: dict = {}  # per-sequence routing decisions a variant may reuse across steps
+    if routing is None:
+        routing = {}  # per-sequence routing decisions a variant may reuse across steps
     out = model(input_ids=ids, use_cache=True, routing_cache=routing)
     past = out.past_key_values
     context = ids
@@ -51,4 +53,5 @@ def greedy_generate(
         )
         past = out.past_key_values
         context = torch.cat([context, step], dim=1)
+    routing["ids"] = context  # every id that went through the model, for cache checks
     return tokenizer.decode(generated).split("\n", 1)[0].strip()

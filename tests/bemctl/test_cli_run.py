@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from engine.gates import COST_GATES
 from store import queries
 from store.db import Store
 
@@ -87,11 +88,7 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
                 "min_improvement",
             }
             failed = [g for g in gate_rows if not g.passed]
-            cost_failed = [
-                g
-                for g in failed
-                if g.gate in ("budget_parity_params", "budget_parity_flops", "latency", "memory")
-            ]
+            cost_failed = [g for g in failed if g.gate in COST_GATES]
             assert (comp.verdict == "REJECT") == bool(cost_failed)
             reasons = json.loads(comp.reasons_json)
             assert len([r for r in reasons if not r.startswith("underpowered")]) == len(failed)
@@ -215,3 +212,20 @@ def test_seeds_train_each_arm_per_seed_and_report_the_spread(project: Path, cli)
         assert abs(f1.mean_diff - f1.seed_diff_mean) < 1e-12
     md = cli("report", "seeded")
     assert "(2 seeds)" in md.out
+
+
+def test_mis_sized_variant_is_rejected_for_budget_parity(project: Path, cli) -> None:
+    spec = yaml.safe_load((project / "experiments" / "v3_kron.yml").read_text())
+    spec["experiment_name"] = "kron_too_big"
+    spec["bem_config"]["kron_rank"] = 3  # ~+12% trainable parameters over the baseline
+    spec["data"]["max_new_tokens"] = 4
+    (project / "experiments" / "kron_too_big.yml").write_text(yaml.safe_dump(spec))
+    result = cli("run", "kron_too_big", "--quick")
+    assert result.code == 0, result.err
+    with _store(project) as store:
+        [(_, comp, _, gate_rows, _, _)] = queries.latest_comparisons(store)
+    assert comp.verdict == "REJECT"  # not INCONCLUSIVE: more data cannot fix the budget
+    reasons = json.loads(comp.reasons_json)
+    assert any(r.startswith("budget parity: budget_parity_params") for r in reasons)
+    [params] = [g for g in gate_rows if g.gate == "budget_parity_params"]
+    assert not params.passed and params.observed > 1.05

@@ -163,3 +163,16 @@ def test_underpowered_is_inconclusive_unless_a_cost_gate_failed() -> None:
     strong = [MetricEvidence("f1", 0.05, 0.02, 0.001)]
     verdict_, _ = verdict(evaluate_gates(inputs, strong, policy), ["f1: n=60 < 100"])
     assert verdict_ == INCONCLUSIVE  # even a clear win on too little data is not a PROMOTE
+
+
+def test_kv_hit_rate_gate_compares_with_the_baseline() -> None:
+    policy = GatePolicy(min_improvement=0.0, alpha=0.05)
+    ok = GateInputs(1.0, 1.0, 1.0, 1.0, 0.05, 1.15, 1.05, kv_hit_rate=1.0, kv_hit_rate_baseline=1.0)
+    stale = GateInputs(
+        1.0, 1.0, 1.0, 1.0, 0.05, 1.15, 1.05, kv_hit_rate=0.93, kv_hit_rate_baseline=1.0
+    )
+    [gate] = [g for g in evaluate_gates(ok, [], policy) if g.gate == "kv_hit_rate"]
+    assert gate.passed and gate.comparator == ">="
+    verdict_, reasons = verdict(evaluate_gates(stale, [], policy), ["f1: n=5 < 100"])
+    assert verdict_ == "REJECT"  # a cache-invalidating variant is rejected even if underpowered
+    assert any(r.startswith("kv_hit_rate") for r in reasons)

@@ -87,12 +87,18 @@ class DynamicRankModel(AdapterModel):
         total = start + input_ids.shape[1]
         first_chunk = start // self.config.chunk_size
         single_chunk = (total - 1) // self.config.chunk_size == first_chunk
+        trace = routing_cache.get("trace") if routing_cache is not None else None
         if routing_cache is not None and single_chunk and routing_cache.get("chunk") == first_chunk:
             self._use_folded(routing_cache["folded"])  # decode step in an already-routed chunk
+            if trace is not None:
+                trace.append(routing_cache["chunk_masks"].expand(1, input_ids.shape[1], -1, -1))
             return
         all_ids = input_ids if context_ids is None else torch.cat([context_ids, input_ids], 1)
         masks = self.block_masks(all_ids, first_chunk)
         self.last_masks = masks.detach()
+        if trace is not None:
+            positions = torch.arange(start, total, device=input_ids.device)
+            trace.append(masks[:, positions // self.config.chunk_size - first_chunk].detach())
         if single_chunk:  # every current token sits in one chunk (decode steps)
             blocks = [masks[:, :1, b] for b in range(self.n_blocks)]  # (B, 1, r) broadcasts
             if routing_cache is not None and not torch.is_grad_enabled() and masks.shape[0] == 1:
@@ -100,7 +106,7 @@ class DynamicRankModel(AdapterModel):
                     name: layer.lora_v * blocks[layer.block_index][0, 0]
                     for name, layer in self.lora_layers.items()
                 }
-                routing_cache.update(chunk=first_chunk, folded=folded)
+                routing_cache.update(chunk=first_chunk, folded=folded, chunk_masks=masks[:, :1])
                 self._use_folded(folded)
                 return
         else:
@@ -109,6 +115,17 @@ class DynamicRankModel(AdapterModel):
             blocks = [per_token[:, :, b] for b in range(self.n_blocks)]
         for layer in self.lora_layers.values():
             layer.mask = blocks[layer.block_index]
+
+    @torch.no_grad()
+    def routing_decisions(self, all_ids: torch.Tensor) -> torch.Tensor:
+        """The mask every position of `all_ids` gets when the whole sequence is routed at once.
+
+        Comparing it with the masks used while decoding with a KV cache counts the cached
+        entries a routing change would have invalidated (zero for chunk-sticky routing).
+        """
+        masks = self.block_masks(all_ids, 0)
+        positions = torch.arange(all_ids.shape[1], device=all_ids.device)
+        return masks[:, positions // self.config.chunk_size]
 
     def _use_folded(self, folded: dict[str, torch.Tensor]) -> None:
         """Decode with the chunk's mask folded into V: no per-token masking op at all."""
