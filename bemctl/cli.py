@@ -147,6 +147,10 @@ def _print_verdicts(outcomes) -> None:
             f"params ×{o.param_ratio:.3f}  FLOPs ×{o.flop_ratio:.3f}  latency p50 ×"
             f"{_fmt(o.latency_ratio)}  memory ×{_fmt(o.memory_ratio)}"
         )
+        if o.kv_hit_rate is not None:
+            ratios += f"  KV hit rate {o.kv_hit_rate:.3f}"
+        if o.pregen_ms is not None:
+            ratios += f"  pre-generation {o.pregen_ms:.2f} ms"
         out.print(f"  {ratios}  (family of {o.family_size} hypotheses)")
         for reason in o.reasons:
             mark = "[yellow]?[/]" if reason.startswith("underpowered") else "[red]✗[/]"

@@ -83,6 +83,7 @@ class ExperimentOutcome:
     metrics: list[MetricOutcome]
     kv_hit_rate: float | None = None
     kv_hit_rate_baseline: float | None = None
+    pregen_ms: float | None = None  # variant's once-per-prompt routing phase, p50
     verdict: str = ""
     reasons: list[str] = field(default_factory=list)
     gates: list = field(default_factory=list)
@@ -195,7 +196,7 @@ class ExperimentRunner:
                 role: self._kv_check(results[first, role].model, base, evals, loaded)
                 for role in ("baseline", "variant")
             }
-            latency = self._latency(
+            latency, pregen = self._latency(
                 results[first, "baseline"].model,
                 results[first, "variant"].model,
                 base,
@@ -212,9 +213,14 @@ class ExperimentRunner:
             self._abandon(run_ids.values(), exc)
             raise
         lat_ratio = latency[1].p50 / latency[0].p50 if latency[0].p50 > 0 else None
-        for role, lat in zip(("baseline", "variant"), latency, strict=True):
+        for i, role in enumerate(("baseline", "variant")):
             queries.update_run(
-                self.store, run_ids[first, role], latency_p50_ms=lat.p50, latency_p95_ms=lat.p95
+                self.store,
+                run_ids[first, role],
+                latency_p50_ms=latency[i].p50,
+                latency_p95_ms=latency[i].p95,
+                pregen_ms_p50=pregen[i],
+                kv_hit_rate=kv[role].hit_rate,
             )
         phase = self.progress.phase(
             f"{spec.experiment_name}: statistics (BCa, tests)", len(spec.metric_names)
@@ -237,6 +243,7 @@ class ExperimentRunner:
             latency_ratio=lat_ratio,
             kv_hit_rate=kv["variant"].hit_rate,
             kv_hit_rate_baseline=kv["baseline"].hit_rate,
+            pregen_ms=pregen[1],
             memory_ratio=(
                 memory["variant"].peak_bytes / memory["baseline"].peak_bytes
                 if memory["baseline"].peak_bytes
@@ -446,24 +453,33 @@ class ExperimentRunner:
             f"{spec.experiment_name}: latency (interleaved)", plan.latency_rounds
         )
 
-        def runner(model):
-            return lambda r: greedy_generate(
-                model,
-                base.tokenizer,
-                probes[r % len(probes)],
-                min(spec.data.max_new_tokens, LATENCY_NEW_TOKENS),
-                self.device,
-                spec.model.max_length,
-                stop_early=False,  # same number of tokens for both arms
-            )
+        pregen: list[list[float]] = [[], []]
+
+        def runner(model, index: int):
+            def run(r: int) -> None:
+                routing: dict = {}
+                greedy_generate(
+                    model,
+                    base.tokenizer,
+                    probes[r % len(probes)],
+                    min(spec.data.max_new_tokens, LATENCY_NEW_TOKENS),
+                    self.device,
+                    spec.model.max_length,
+                    stop_early=False,  # same number of tokens for both arms
+                    routing=routing,
+                )
+                if "pregen_ms" in routing:  # once-per-prompt routing phase (V2), on its own
+                    pregen[index].append(routing["pregen_ms"])
+
+            return run
 
         lat = interleaved_latency(
-            [runner(baseline_model), runner(variant_model)],
+            [runner(baseline_model, 0), runner(variant_model, 1)],
             plan.latency_rounds,
             on_round=lambda r: phase.advance(1),
         )
         phase.done()
-        return lat
+        return lat, [float(np.median(p)) if p else None for p in pregen]
 
     def _metric_stats(
         self,

@@ -74,6 +74,8 @@ class Run(SQLModel, table=True):
     gpu_memory_used_bytes: int | None = None
     gpu_utilization: float | None = None
     adapter_path: str | None = None
+    pregen_ms_p50: float | None = None  # schema 0003: once-per-prompt routing phase (V2)
+    kv_hit_rate: float | None = None  # schema 0003: cached K/V entries still valid
 
 
 class StepMetric(SQLModel, table=True):

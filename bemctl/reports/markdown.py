@@ -109,6 +109,9 @@ def _experiment(r: dict[str, Any]) -> list[str]:
         f"{_num(v['latency_p50_ms'], '.2f')} | {_num(budget['latency_ratio'])} |",
         f"| latency p95 (ms) | {_num(b['latency_p95_ms'], '.2f')} | "
         f"{_num(v['latency_p95_ms'], '.2f')} | |",
+        f"| pre-generation phase p50 (ms) | {_num(b['pre_generation_ms_p50'], '.3f')} | "
+        f"{_num(v['pre_generation_ms_p50'], '.3f')} | |",
+        f"| KV-cache hit rate | {_num(b['kv_hit_rate'])} | {_num(v['kv_hit_rate'])} | |",
         f"| peak memory ({b['memory_kind'] or 'n/a'}) | {_bytes(b['peak_memory_bytes'])} | "
         f"{_bytes(v['peak_memory_bytes'])} | {_num(budget['memory_ratio'])} |",
         f"| GPU memory used (NVML) | {_bytes(b['gpu_memory_used_bytes'])} | "

@@ -13,7 +13,7 @@ from typing import Any
 from store import queries
 from store.db import Store
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
@@ -24,6 +24,8 @@ def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
         flops_per_token=run.flops_per_token,
         latency_p50_ms=run.latency_p50_ms,
         latency_p95_ms=run.latency_p95_ms,
+        pre_generation_ms_p50=run.pregen_ms_p50,
+        kv_hit_rate=run.kv_hit_rate,
         peak_memory_bytes=run.peak_memory_bytes,
         memory_kind=run.memory_kind,
         gpu_memory_used_bytes=run.gpu_memory_used_bytes,

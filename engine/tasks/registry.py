@@ -12,6 +12,7 @@ from engine.tasks.base import Task
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "synthetic_qa": ("exact_match", "f1"),
     "jsonl_qa": ("exact_match", "f1"),
+    "retrieval_qa": ("exact_match", "f1"),
     "synthetic_translation": ("chrf", "bleu"),
     "synthetic_json": ("validity", "field_exact_match"),
 }
@@ -28,6 +29,10 @@ def build_task(data, resolve: Callable[[Path], Path], where: Path) -> Task:
         if data.train_file is None or data.eval_file is None:
             raise BemctlError(f"{where}: data: task 'jsonl_qa' needs train_file and eval_file")
         return JsonlQATask(resolve(data.train_file), resolve(data.eval_file))
+    if data.task == "retrieval_qa":
+        from engine.tasks.retrieval_qa import RetrievalQATask
+
+        return RetrievalQATask()
     if data.task == "synthetic_translation":
         from engine.tasks.translation import TranslationTask
 

@@ -11,13 +11,6 @@ from pydantic import Field
 from engine.variants.config_base import VariantConfig
 
 
-class GateShapingConfig(VariantConfig):
-    variant: Literal["pt1_gate_shaping"] = "pt1_gate_shaping"
-    head_groups: int = Field(4, ge=1)
-    n_passages: int = Field(4, ge=2)
-    margin_loss_weight: float = Field(0.1, ge=0)
-
-
 class RouterBCConfig(VariantConfig):
     variant: Literal["agentic_router_bc"] = "agentic_router_bc"
     n_experts: int = Field(3, ge=2)
@@ -50,7 +43,6 @@ class SafetyCurveConfig(VariantConfig):
 
 
 PENDING = [
-    GateShapingConfig,
     RouterBCConfig,
     RouterPGConfig,
     OnlineShadowConfig,

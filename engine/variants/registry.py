@@ -13,6 +13,7 @@ from bemctl.errors import BemctlError
 from engine.variants.config_base import VariantConfig
 from engine.variants.dynrank.config import DynamicRankConfig
 from engine.variants.film.config import ResidualFilmConfig
+from engine.variants.gateshape.config import GateShapingConfig
 from engine.variants.kron.config import KroneckerConfig
 from engine.variants.lora.config import LoraConfig
 from engine.variants.pending import PENDING
@@ -45,6 +46,11 @@ register(
     DynamicRankConfig,
     "engine.variants.dynrank.model:DynamicRankModel",
     "PT1 + dynamic rank mask",
+)
+register(
+    GateShapingConfig,
+    "engine.variants.gateshape.model:GateShapingModel",
+    "V2: PT1 + gate shaping (re-ranked passages drive head-group gates)",
 )
 register(KroneckerConfig, "engine.variants.kron.model:KroneckerModel", "V3: Kronecker @ W_down")
 register(
