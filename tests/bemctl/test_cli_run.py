@@ -229,3 +229,19 @@ def test_mis_sized_variant_is_rejected_for_budget_parity(project: Path, cli) -> 
     assert any(r.startswith("budget parity: budget_parity_params") for r in reasons)
     [params] = [g for g in gate_rows if g.gate == "budget_parity_params"]
     assert not params.passed and params.observed > 1.05
+
+
+def test_gate_shaping_reports_its_pre_generation_phase(project: Path, cli) -> None:
+    spec = yaml.safe_load((project / "experiments" / "v2_gateshaping.yml").read_text())
+    spec["data"]["max_new_tokens"] = 4
+    (project / "experiments" / "v2_gateshaping.yml").write_text(yaml.safe_dump(spec))
+    result = cli("run", "v2_gateshaping", "--quick")
+    assert result.code == 0, result.err
+    assert "pre-generation" in result.out
+    with _store(project) as store:
+        [(_, _, _, gate_rows, base_run, var_run)] = queries.latest_comparisons(store)
+    assert base_run.pregen_ms_p50 is None and var_run.pregen_ms_p50 > 0
+    assert var_run.kv_hit_rate == base_run.kv_hit_rate == 1.0
+    assert any(g.gate == "kv_hit_rate" and g.passed for g in gate_rows)
+    record = json.loads(cli("report", "--format", "json").out)[0]
+    assert record["variant_metrics"]["pre_generation_ms_p50"] > 0
