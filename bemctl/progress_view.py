@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -15,8 +17,10 @@ from rich.progress import (
 
 
 class _RichPhase:
-    def __init__(self, progress: Progress, task_id: int) -> None:
+    def __init__(self, progress: Progress, task_id: int, console: Console, name: str) -> None:
         self.progress, self.task_id = progress, task_id
+        self.console, self.name = console, name
+        self.started = time.perf_counter()
 
     def advance(self, n: int = 1, info: str = "") -> None:
         self.progress.update(self.task_id, advance=n, info=info)
@@ -24,6 +28,9 @@ class _RichPhase:
     def done(self) -> None:
         task = self.progress.tasks[self.task_id]
         self.progress.update(self.task_id, completed=task.total)
+        if not self.console.is_terminal:  # logs get one line per phase with its duration
+            took = time.perf_counter() - self.started
+            self.console.print(f"{escape(self.name)}: done in {took:.1f} s", highlight=False)
 
 
 class RichProgress:
@@ -51,10 +58,8 @@ class RichProgress:
         self.progress.stop()
 
     def phase(self, name: str, total: int) -> _RichPhase:
-        if not self.console.is_terminal:
-            self.console.print(f"{escape(name)}: {total} steps", highlight=False)
         task = self.progress.add_task(escape(name), total=total, info="")
-        return _RichPhase(self.progress, task)
+        return _RichPhase(self.progress, task, self.console, name)
 
     def log(self, message: str) -> None:
         self.console.print(escape(message), highlight=False)

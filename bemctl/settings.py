@@ -26,8 +26,8 @@ class QuickSizes(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     train_examples: int = Field(768, ge=8)
-    eval_examples: int = Field(200, ge=2)
-    train_steps: int = Field(120, ge=1)
+    eval_examples: int = Field(120, ge=2)
+    train_steps: int = Field(100, ge=1)
     batch_size: int = Field(16, ge=1)
     latency_rounds: int = Field(60, ge=1)
     bootstrap_samples: int = Field(10_000, ge=100)

@@ -128,6 +128,7 @@ def load_data(
 
 
 LATENCY_NEW_TOKENS = 16  # per latency probe: prefill + this many decode steps, both arms
+MEMORY_PROBE_PROMPTS = 8  # generations per arm in the fresh-process memory probe
 
 
 class ExperimentRunner:
@@ -205,10 +206,7 @@ class ExperimentRunner:
                 loaded,
             )
             b, v = results[first, "baseline"], results[first, "variant"]
-            memory = {
-                role: self._memory(role, r, loaded, plan, evals)
-                for role, r in (("baseline", b), ("variant", v))
-            }
+            memory = self._memory({"baseline": b, "variant": v}, loaded, plan, evals)
         except BaseException as exc:
             self._abandon(run_ids.values(), exc)
             raise
@@ -275,38 +273,41 @@ class ExperimentRunner:
 
     def _memory(
         self,
-        role: str,
-        result: RoleResult,
+        arms: dict[str, RoleResult],
         loaded: LoadedSpec,
         plan: ExperimentPlan,
         evals: list[TaskExample],
-    ) -> MemoryReading:
-        """Peak memory of one arm, in a fresh process (engine.evaluation.memprobe)."""
+    ) -> dict[str, MemoryReading]:
+        """Peak memory of each arm, each in its own fresh process (engine.evaluation.memprobe)."""
         spec = loaded.spec
-        phase = self.progress.phase(f"{spec.experiment_name}: peak memory {role} (own process)", 1)
-        request = {
-            "config": str(self.settings.config_path) if self.settings.config_path else None,
-            "spec": str(loaded.path.resolve()),
-            "role": role,
-            "seed": plan.seeds[0],
-            "adapter": str(result.adapter_path),
-            "device": str(self.device),
-            "prompts": [ex.prompt for ex in evals[:32]],
-            "max_new_tokens": spec.data.max_new_tokens,
-            "max_length": spec.model.max_length,
-        }
-        reading = probe_memory(request, cwd=self.settings.base_dir)
+        phase = self.progress.phase(f"{spec.experiment_name}: peak memory (own processes)", 1)
+        requests = [
+            {
+                "config": str(self.settings.config_path) if self.settings.config_path else None,
+                "spec": str(loaded.path.resolve()),
+                "role": role,
+                "seed": plan.seeds[0],
+                "adapter": str(result.adapter_path),
+                "device": str(self.device),
+                "prompts": [ex.prompt for ex in evals[:MEMORY_PROBE_PROMPTS]],
+                "max_new_tokens": min(spec.data.max_new_tokens, 2 * LATENCY_NEW_TOKENS),
+                "max_length": spec.model.max_length,
+            }
+            for role, result in arms.items()
+        ]
+        readings = dict(zip(arms, probe_memory(requests, cwd=self.settings.base_dir), strict=True))
         phase.advance(1)
         phase.done()
-        queries.update_run(
-            self.store,
-            result.run_id,
-            peak_memory_bytes=reading.peak_bytes,
-            memory_kind=reading.kind,
-            gpu_memory_used_bytes=reading.gpu_used_bytes,
-            gpu_utilization=reading.gpu_utilization,
-        )
-        return reading
+        for role, reading in readings.items():
+            queries.update_run(
+                self.store,
+                arms[role].run_id,
+                peak_memory_bytes=reading.peak_bytes,
+                memory_kind=reading.kind,
+                gpu_memory_used_bytes=reading.gpu_used_bytes,
+                gpu_utilization=reading.gpu_utilization,
+            )
+        return readings
 
     def _base_model(self, name: str) -> BaseModel:
         p = self.settings.pretrain
