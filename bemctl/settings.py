@@ -29,7 +29,7 @@ class QuickSizes(BaseModel):
     eval_examples: int = Field(120, ge=2)
     train_steps: int = Field(100, ge=1)
     batch_size: int = Field(16, ge=1)
-    latency_rounds: int = Field(60, ge=1)
+    latency_rounds: int = Field(40, ge=1)
     bootstrap_samples: int = Field(10_000, ge=100)
 
 

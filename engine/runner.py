@@ -29,7 +29,12 @@ from engine import stats
 from engine.device import resolve_device
 from engine.evaluation.generation import greedy_generate
 from engine.evaluation.kvcache import KVCacheCheck, kv_cache_check
-from engine.evaluation.measure import MemoryReading, flops_per_token, interleaved_latency
+from engine.evaluation.measure import (
+    MemoryReading,
+    PeakMemory,
+    flops_per_token,
+    interleaved_latency,
+)
 from engine.evaluation.memprobe import probe_memory
 from engine.evaluation.scoring import evaluate
 from engine.gates import GateInputs, GatePolicy, MetricEvidence, evaluate_gates, verdict
@@ -182,6 +187,10 @@ class ExperimentRunner:
             for role in ("baseline", "variant")
         }
         first = plan.seeds[0]
+        # device-wide NVML sampling (~10 Hz) for the whole experiment when CUDA is in use;
+        # on CPU it only watches RSS and the GPU fields stay "unavailable"
+        gpu_watch = PeakMemory(self.device)
+        gpu_watch.__enter__()
         try:
             base = self._base_model(spec.model.base_model)
             task, train, evals = load_data(loaded, plan)  # same examples for every seed
@@ -210,6 +219,16 @@ class ExperimentRunner:
         except BaseException as exc:
             self._abandon(run_ids.values(), exc)
             raise
+        finally:
+            gpu_watch.__exit__(None, None, None)
+        if gpu_watch.reading is not None and gpu_watch.reading.gpu_used_bytes is not None:
+            for run_id in run_ids.values():
+                queries.update_run(
+                    self.store,
+                    run_id,
+                    gpu_memory_used_bytes=gpu_watch.reading.gpu_used_bytes,
+                    gpu_utilization=gpu_watch.reading.gpu_utilization,
+                )
         lat_ratio = latency[1].p50 / latency[0].p50 if latency[0].p50 > 0 else None
         for i, role in enumerate(("baseline", "variant")):
             queries.update_run(
@@ -304,8 +323,6 @@ class ExperimentRunner:
                 arms[role].run_id,
                 peak_memory_bytes=reading.peak_bytes,
                 memory_kind=reading.kind,
-                gpu_memory_used_bytes=reading.gpu_used_bytes,
-                gpu_utilization=reading.gpu_utilization,
             )
         return readings
 
