@@ -10,7 +10,7 @@ on every resample instead of averaging sentence scores, which would be a differe
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,3 +78,28 @@ class Task(ABC):
             [self.corpus_stats(metric, p, e) for p, e in zip(predictions, examples, strict=True)]
         )
         return float(self.corpus_score(metric, stats.sum(0, keepdims=True))[0])
+
+
+def disjoint_splits(
+    example: Callable[[str, int], TaskExample],
+    n_train: int,
+    n_eval: int,
+    key: Callable[[TaskExample], object],
+) -> tuple[list[TaskExample], list[TaskExample]]:
+    """Train items 0..n_train-1 of the "train" stream and exactly `n_eval` of the "eval" stream.
+
+    Tasks already draw eval from the held-out half of their item space; this also skips any
+    eval item whose `key` occurs in train (ids keep their stream index, so they may skip).
+    """
+    if n_train < 0 or n_eval < 0:
+        raise ValueError(f"split sizes must be >= 0 (got {n_train}, {n_eval})")
+    train = [example("train", i) for i in range(n_train)]
+    seen = {key(ex) for ex in train}
+    evals: list[TaskExample] = []
+    index = 0
+    while len(evals) < n_eval:
+        ex = example("eval", index)
+        index += 1
+        if key(ex) not in seen:
+            evals.append(ex)
+    return train, evals

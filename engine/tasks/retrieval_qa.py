@@ -30,7 +30,7 @@ import string
 from dataclasses import dataclass
 
 from bemctl.errors import BemctlError
-from engine.tasks.base import MetricSpec, Task, TaskExample
+from engine.tasks.base import MetricSpec, Task, TaskExample, disjoint_splits
 from engine.tasks.metrics import METRICS
 from engine.tasks.qa import VALUES
 
@@ -165,20 +165,10 @@ class RetrievalQATask(Task):
     def make_splits(
         self, n_train: int, n_eval: int, seed: int
     ) -> tuple[list[TaskExample], list[TaskExample]]:
-        """Train examples 0..n_train-1; eval skips any prompt also in train (ids keep the
-        stream index, so they may skip numbers) and still returns exactly `n_eval` items."""
-        if n_train < 0 or n_eval < 0:
-            raise ValueError(f"sizes must be >= 0 (got {n_train}, {n_eval})")
-        train = [self._example(seed, "train", i) for i in range(n_train)]
-        seen = {ex.prompt for ex in train}
-        evals: list[TaskExample] = []
-        index = 0
-        while len(evals) < n_eval:
-            ex = self._example(seed, "eval", index)
-            index += 1
-            if ex.prompt not in seen:
-                evals.append(ex)
-        return train, evals
+        """Train and eval streams from disjoint halves; eval also skips anything in train."""
+        return disjoint_splits(
+            lambda split, i: self._example(seed, split, i), n_train, n_eval, lambda ex: ex.prompt
+        )
 
     def pretraining_corpus(self, n_docs: int, seed: int) -> list[str]:
         """Each document is one "pretrain"-stream passage list followed by questions about

@@ -26,7 +26,7 @@ import math
 import random
 from typing import Any
 
-from engine.tasks.base import MetricSpec, Task, TaskExample
+from engine.tasks.base import MetricSpec, Task, TaskExample, disjoint_splits
 
 HELDOUT_SPLITS: frozenset[str] = frozenset({"eval", "test"})
 
@@ -207,18 +207,12 @@ class StructuredOutputTask(Task):
         self, n_train: int, n_eval: int, seed: int
     ) -> tuple[list[TaskExample], list[TaskExample]]:
         """Train and eval streams from disjoint halves; eval also skips anything in train."""
-        if n_train < 0 or n_eval < 0:
-            raise ValueError(f"split sizes must be >= 0 (got {n_train}, {n_eval})")
-        train = [_example(seed, "train", i) for i in range(n_train)]
-        seen = {ex.features["description"] for ex in train}
-        evals: list[TaskExample] = []
-        index = 0
-        while len(evals) < n_eval:
-            ex = _example(seed, "eval", index)
-            index += 1
-            if ex.features["description"] not in seen:
-                evals.append(ex)
-        return train, evals
+        return disjoint_splits(
+            lambda split, i: _example(seed, split, i),
+            n_train,
+            n_eval,
+            lambda ex: ex.features["description"],
+        )
 
     def pretraining_corpus(self, n_docs: int, seed: int, items_per_doc: int = 3) -> list[str]:
         """Documents of `items_per_doc` prompt+target pairs, all from the training half."""
