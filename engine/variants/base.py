@@ -125,9 +125,13 @@ class AdapterModel(nn.Module):
                 use_cache=use_cache,
             )
         finally:
-            for layer in self.lora_layers.values():
-                layer.mask = None
-                layer.folded_v = None
+            self.release()
+
+    def release(self) -> None:
+        """Drop per-forward state after every forward (subclasses extend it with their own)."""
+        for layer in self.lora_layers.values():
+            layer.mask = None
+            layer.folded_v = None
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Only what training changed: what gets saved as the run's adapter weights."""

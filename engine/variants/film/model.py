@@ -129,21 +129,9 @@ class ResidualFilmModel(AdapterModel):
         features = prefix_means(embed, input_ids, context_ids, routing_cache)
         self._film = self.controller(features)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        past_key_values: object | None = None,
-        context_ids: torch.Tensor | None = None,
-        use_cache: bool = False,
-        routing_cache: dict | None = None,
-    ):
-        try:
-            return super().forward(
-                input_ids, attention_mask, past_key_values, context_ids, use_cache, routing_cache
-            )
-        finally:
-            self._film = None
+    def release(self) -> None:
+        super().release()
+        self._film = None
 
     def after_optimizer_step(self) -> None:
         """Nothing to do: the clamp is applied in every forward, not to the parameters."""

@@ -210,21 +210,9 @@ class GateShapingModel(AdapterModel):
         shape = (batch, self.gates.bias.shape[0], len(self.channel_group))
         return torch.ones(shape, dtype=self.gates.bias.dtype, device=self.channel_group.device)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        past_key_values: object | None = None,
-        context_ids: torch.Tensor | None = None,
-        use_cache: bool = False,
-        routing_cache: dict | None = None,
-    ):
-        try:
-            return super().forward(
-                input_ids, attention_mask, past_key_values, context_ids, use_cache, routing_cache
-            )
-        finally:
-            self._scales = None
+    def release(self) -> None:
+        super().release()
+        self._scales = None
 
     # ------------------------------------------------------------------ training hooks
 
