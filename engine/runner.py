@@ -660,7 +660,7 @@ class ExperimentRunner:
             binary=r.binary,
             discordant_b=b_c[0],
             discordant_c=b_c[1],
-            n_permutations=getattr(r.test, "n_permutations", None),
+            n_permutations=r.test.n_permutations,
             hedges_g=r.effect.hedges_g,
             power=r.power.power,
             mde=r.power.mde,

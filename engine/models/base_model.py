@@ -15,7 +15,6 @@ import math
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,7 +179,6 @@ def pretrain(
     model.train()
     loss_value = float("nan")
     warmup = max(1, plan.steps // 20)
-    started = time.perf_counter()
     for step in range(plan.steps):
         lr = plan.learning_rate * min(1.0, (step + 1) / warmup)
         lr *= 0.5 * (1 + math.cos(math.pi * step / plan.steps)) if step >= warmup else 1.0
@@ -204,5 +202,4 @@ def pretrain(
         if progress is not None:
             progress(step + 1, plan.steps, loss_value)
     model.eval()
-    del started
     return loss_value
