@@ -1,0 +1,132 @@
+"""`bemctl report --format html|csv` end to end on a store filled by one real tiny run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from bemctl.reports.curves import load_curves
+from bemctl.reports.records import build_records
+from store.db import Store
+from tests.conftest import REPO, TINY_TOML
+
+
+@pytest.fixture(scope="module")
+def ran_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project where `bemctl run v1_dynrank --quick` ran once (~15 s) for the module."""
+    from bemctl.cli import main
+
+    root = tmp_path_factory.mktemp("ran_project")
+    (root / "bemctl.toml").write_text(TINY_TOML)
+    shutil.copytree(REPO / "experiments", root / "experiments")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        for key in [k for k in os.environ if k.startswith("BEMCTL_")]:
+            mp.delenv(key)
+        mp.setattr(sys, "argv", ["bemctl", "run", "v1_dynrank", "--quick"])
+        try:
+            main()
+        except SystemExit as exc:
+            if exc.code:
+                pytest.fail(f"bemctl run v1_dynrank --quick exited {exc.code}")
+    return root
+
+
+@pytest.fixture
+def in_ran_project(ran_project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(ran_project)
+    for key in [k for k in os.environ if k.startswith("BEMCTL_")]:
+        monkeypatch.delenv(key)
+    return ran_project
+
+
+def test_load_curves_reads_both_runs(in_ran_project: Path) -> None:
+    with Store(in_ran_project / ".bemctl" / "bemctl.db", readonly=True) as store:
+        records = build_records(store)
+        curves = load_curves(store, records)
+    [record] = records
+    runs = {record["baseline_metrics"]["run_id"], record["variant_metrics"]["run_id"]}
+    assert set(curves) == runs
+    for points in curves.values():
+        assert [step for step, _ in points] == list(range(1, 7))  # quick: 6 steps
+        assert all(isinstance(loss, float) for _, loss in points)
+
+
+def test_csv_matches_json(in_ran_project: Path, cli) -> None:
+    as_json = cli("report", "--format", "json")
+    as_csv = cli("report", "--format", "csv")
+    assert as_json.code == 0 and as_csv.code == 0, as_csv.err
+    [record] = json.loads(as_json.out)
+    sv = record["statistical_validation"]
+    rows = list(csv.DictReader(io.StringIO(as_csv.out)))
+    assert sorted(r["metric"] for r in rows) == sorted(sv["bca_bootstrap"]) == ["exact_match", "f1"]
+    fdr = sv["fdr_correction"]
+    adjusted = dict(zip(fdr["metrics"], fdr["adjusted_p_values"], strict=True))
+    for row in rows:
+        m = row["metric"]
+        assert row["experiment_id"] == "v1_dynrank"
+        assert row["verdict"] == record["acceptance_decision"]["overall_verdict"]
+        assert int(row["n"]) == sv["paired_tests"][m]["n"] == 24
+        assert float(row["baseline_mean"]) == record["baseline_metrics"][m]
+        assert float(row["variant_mean"]) == record["variant_metrics"][m]
+        assert float(row["mean_diff"]) == sv["paired_differences"][m]
+        assert float(row["ci_low"]) == sv["bca_bootstrap"][m]["lower"]
+        assert float(row["ci_high"]) == sv["bca_bootstrap"][m]["upper"]
+        assert float(row["p_value"]) == sv["paired_tests"][m]["p_value"]
+        assert float(row["p_adjusted"]) == adjusted[m]
+        assert int(row["family_size"]) == fdr["family_size"] == 2
+        assert float(row["param_ratio"]) == record["budget"]["param_ratio"]
+        assert int(row["comparison_id"]) == record["comparison_id"]
+        assert row["created_at"] == record["created_at"]
+
+
+def test_html_to_file(in_ran_project: Path, cli) -> None:
+    path = in_ran_project / "out" / "report.html"
+    result = cli("report", "v1_dynrank", "--format", "html", "--output", str(path))
+    assert result.code == 0, result.err
+    assert result.out == "" and "wrote" in result.err
+    html = path.read_text(encoding="utf-8")
+    [record] = json.loads(cli("report", "--format", "json").out)
+    assert record["acceptance_decision"]["overall_verdict"] in html
+    for metric in ("exact_match", "f1"):
+        assert metric in html
+    for gate in record["gates"]:
+        assert f"<td>{gate['gate']}</td>" in html
+    sources = re.findall(r'src="([^"]*)"', html)
+    assert len(sources) == 2  # loss curves + forest plot
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in html and "https://" not in html
+
+
+def test_html_to_stdout(in_ran_project: Path, cli) -> None:
+    result = cli("report", "--format", "html")
+    assert result.code == 0 and result.out.startswith("<!DOCTYPE html>")
+
+
+def test_bad_format_is_one_line(in_ran_project: Path, cli) -> None:
+    result = cli("report", "--format", "xml")
+    assert result.code == 2 and result.out == ""
+    assert result.err.strip().count("\n") == 0
+    assert "--format" in result.err and "'xml'" in result.err
+    assert all(f in result.err for f in ("md", "json", "html", "csv"))
+
+
+@pytest.mark.parametrize("fmt", ["html", "csv"])
+def test_empty_store_has_nothing_to_report(project: Path, cli, fmt: str) -> None:
+    result = cli("report", "--format", fmt)
+    assert result.code == 0 and result.out == ""
+    assert "nothing to report" in result.err
+
+
+def test_unknown_experiment_has_nothing_to_report(in_ran_project: Path, cli) -> None:
+    result = cli("report", "no_such_experiment", "--format", "html")
+    assert result.code == 0 and result.out == ""
+    assert "nothing to report" in result.err
