@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from bemctl.errors import BemctlError
@@ -53,27 +52,15 @@ def _open_store(settings, readonly: bool = False):
     )
 
 
-@app.command()
-def run(
-    experiments: Annotated[list[str], typer.Argument(help="experiment ids or spec files")],
-    quick: Annotated[
-        bool, typer.Option("--quick", help="small sizes from bemctl.toml [quick]")
-    ] = False,
-    seed: Annotated[int | None, typer.Option(help="seed for data, init and bootstrap")] = None,
-    bootstrap_samples: Annotated[int | None, typer.Option(min=100, help="BCa resamples")] = None,
-    fdr_alpha: Annotated[float | None, typer.Option(help="BH-FDR level, in (0, 1)")] = None,
-    statistical_power: Annotated[
-        float | None,
-        typer.Option(help="target power, in (0, 1): report the n each metric would need"),
-    ] = None,
-    budget_tolerance: Annotated[
-        float | None, typer.Option(help="param/FLOP parity ±, in [0, 1)")
-    ] = None,
-) -> None:
-    """Train baseline and variant, evaluate, test, apply the gates, print the verdicts."""
-    from bemctl.progress_view import RichProgress
+def _run_options(
+    quick: bool,
+    seed: int | None,
+    bootstrap_samples: int | None,
+    fdr_alpha: float | None,
+    statistical_power: float | None,
+    budget_tolerance: float | None,
+):
     from engine.plan import RunOptions
-    from engine.runner import ExperimentRunner, resolve_specs
 
     if fdr_alpha is not None and not 0 < fdr_alpha < 1:
         raise BemctlError(f"--fdr-alpha: must be between 0 and 1, exclusive (got {fdr_alpha})")
@@ -83,9 +70,7 @@ def run(
         )
     if budget_tolerance is not None and not 0 <= budget_tolerance < 1:
         raise BemctlError(f"--budget-tolerance: must be in [0, 1) (got {budget_tolerance})")
-    settings = _settings()
-    specs = resolve_specs(experiments, settings)
-    options = RunOptions(
+    return RunOptions(
         quick=quick,
         seed=seed,
         bootstrap_samples=bootstrap_samples,
@@ -93,85 +78,181 @@ def run(
         budget_tolerance=budget_tolerance,
         target_power=statistical_power,
     )
-    with _open_store(settings) as store, RichProgress(err) as progress:
-        outcomes = ExperimentRunner(settings, store, options, progress).run(specs)
-    _print_verdicts(outcomes)
 
 
-def _print_verdicts(outcomes) -> None:
-    colours = {"PROMOTE": "green", "REJECT": "red"}  # INCONCLUSIVE: yellow
-    for o in outcomes:
-        table = Table(
-            title=f"{o.name}: [bold {colours.get(o.verdict, 'yellow')}]{o.verdict}"
-            f"[/] (comparison {o.comparison_id})",
-            title_justify="left",
-        )
-        columns = (
-            "metric",
-            "n",
-            "(b, c)",
-            "baseline",
-            "variant",
-            "Δ",
-            "BCa CI",
-            "test",
-            "p",
-            "adj. p",
-            "d_z",
-            "power",
-            "MDE",
-        )
-        for col in columns:
-            table.add_column(col, justify="left" if col in ("metric", "test") else "right")
-        for m in o.metrics:
-            r = m.stats
-            table.add_row(
-                r.metric,
-                str(r.n),
-                ""
-                if r.test.discordant is None
-                else f"({r.test.discordant[0]}, {r.test.discordant[1]})",
-                f"{r.baseline_mean:.4f}",
-                f"{r.variant_mean:.4f}",
-                f"{r.interval.estimate:+.4f}",
-                f"[{r.interval.low:+.4f}, {r.interval.high:+.4f}]",
-                r.test.name,
-                f"{r.test.p_value:.3g}",
-                f"{m.p_adjusted:.3g}",
-                _fmt(r.effect.d_z),
-                _fmt(r.power.power, ".2f"),
-                _fmt(r.power.mde, ".4f"),
+ExperimentsArg = Annotated[list[str], typer.Argument(help="experiment ids or spec files")]
+QuickOpt = Annotated[bool, typer.Option("--quick", help="small sizes from bemctl.toml [quick]")]
+SeedOpt = Annotated[int | None, typer.Option(help="seed for data, init and bootstrap")]
+BootstrapOpt = Annotated[int | None, typer.Option(min=100, help="BCa resamples")]
+FdrOpt = Annotated[float | None, typer.Option(help="BH-FDR level, in (0, 1)")]
+PowerOpt = Annotated[
+    float | None,
+    typer.Option(help="target power, in (0, 1): report the n each metric would need"),
+]
+BudgetOpt = Annotated[float | None, typer.Option(help="param/FLOP parity ±, in [0, 1)")]
+PriorityOpt = Annotated[int, typer.Option(help="higher runs first (default 0)")]
+
+
+def _say(message: str) -> None:
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def run(
+    experiments: ExperimentsArg,
+    quick: QuickOpt = False,
+    seed: SeedOpt = None,
+    bootstrap_samples: BootstrapOpt = None,
+    fdr_alpha: FdrOpt = None,
+    statistical_power: PowerOpt = None,
+    budget_tolerance: BudgetOpt = None,
+    priority: PriorityOpt = 0,
+) -> None:
+    """Train baseline and variant, evaluate, test, apply the gates, print the verdicts.
+
+    The experiments are queued as one batch and worked here, in the foreground, by the
+    same code a `bemctl worker` runs (another worker may take some of them).
+    """
+    from bemctl.progress_view import RichProgress
+    from bemctl.reports.records import build_records
+    from bemctl.verdicts import print_verdicts
+    from engine.queue.execute import enqueue_experiments
+    from engine.queue.worker import Worker
+    from store import jobs
+
+    options = _run_options(
+        quick, seed, bootstrap_samples, fdr_alpha, statistical_power, budget_tolerance
+    )
+    settings = _settings()
+    with _open_store(settings) as store:
+        batch_id, _ = enqueue_experiments(store, settings, experiments, options, priority=priority)
+        with RichProgress(err) as progress:
+            worker = Worker(
+                settings, store, progress, batch_id=batch_id, on_interrupt="cancel", say=_say
             )
-        out.print(table)
-        ratios = (
-            f"params ×{o.param_ratio:.3f}  FLOPs ×{o.flop_ratio:.3f}  latency p50 ×"
-            f"{_fmt(o.latency_ratio)}  memory ×{_fmt(o.memory_ratio)}"
-        )
-        if o.kv_hit_rate is not None:
-            ratios += f"  KV hit rate {o.kv_hit_rate:.3f}"
-        if o.pregen_ms is not None:
-            ratios += f"  pre-generation {o.pregen_ms:.2f} ms"
-        out.print(f"  {ratios}  (family of {o.family_size} hypotheses)")
-        for reason in o.reasons:
-            mark = "[yellow]?[/]" if reason.startswith("underpowered") else "[red]✗[/]"
-            out.print(f"  {mark} {escape(reason)}")
-        if any(m.stats.power.n_needed for m in o.metrics):
-            needed = ", ".join(
-                f"{m.metric} n≈{m.stats.power.n_needed}"
-                for m in o.metrics
-                if m.stats.power.n_needed
-            )
-            target = o.metrics[0].stats.power.target_power
-            out.print(f"  examples needed for power {target:.2f} at the observed effect: {needed}")
-        if not o.reasons:
-            out.print("  [green]✓ all gates passed[/]")
-    if outcomes:
-        names = " ".join(o.name for o in outcomes)
+            try:
+                worker.drain_batch()
+            except KeyboardInterrupt:
+                jobs.abandon_batch(store, batch_id, "interrupted by user (Ctrl-C)")
+                raise
+        _, batch_jobs = jobs.batch_state(store, batch_id)
+        records = build_records(store, invocation_id=batch_id)
+    print_verdicts(out, records)
+    if records:
+        names = " ".join(r["experiment_id"] for r in records)
         out.print(f"\nstored; write it up with: bemctl report {names} --format md")
+    unfinished = [j for j in batch_jobs if j.status != "succeeded"]
+    for j in unfinished:
+        _say(f"error: job {j.id} ({j.experiment_name}) {j.status}: {j.error}")
+    if unfinished:
+        raise typer.Exit(1)
 
 
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return "n/a" if value is None else format(value, spec)
+@app.command()
+def queue(
+    experiments: ExperimentsArg,
+    quick: QuickOpt = False,
+    seed: SeedOpt = None,
+    bootstrap_samples: BootstrapOpt = None,
+    fdr_alpha: FdrOpt = None,
+    statistical_power: PowerOpt = None,
+    budget_tolerance: BudgetOpt = None,
+    priority: PriorityOpt = 0,
+) -> None:
+    """Queue experiments (one batch, one BH family) for `bemctl worker` or the console."""
+    from engine.queue.execute import enqueue_experiments
+
+    options = _run_options(
+        quick, seed, bootstrap_samples, fdr_alpha, statistical_power, budget_tolerance
+    )
+    settings = _settings()
+    with _open_store(settings) as store:
+        batch_id, queued = enqueue_experiments(
+            store, settings, experiments, options, priority=priority
+        )
+    for job in queued:
+        out.print(f"queued job {job.id}: {job.experiment_name} (batch {batch_id})")
+    out.print("work them with: bemctl worker   (or press w in bemctl tui)")
+
+
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="exit when no work is left instead of waiting")
+    ] = False,
+    max_jobs: Annotated[
+        int | None, typer.Option("--max-jobs", min=1, help="exit after this many jobs")
+    ] = None,
+) -> None:
+    """Claim queued jobs and run them; Ctrl-C (or SIGTERM) hands the current job back."""
+    import signal
+
+    from bemctl.progress_view import RichProgress
+    from engine.queue.worker import Worker
+
+    def _terminate(signum, frame):  # the console stops its worker with SIGTERM
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    settings = _settings()
+    with _open_store(settings) as store, RichProgress(err) as progress:
+        w = Worker(settings, store, progress, say=_say)
+        _say(f"worker {w.identity.id} on {settings.store_path}")
+        try:
+            done = w.run(once=once, max_jobs=max_jobs)
+        except KeyboardInterrupt:
+            _say("worker stopped; its job (if any) is back in the queue")
+            raise typer.Exit(130) from None
+    _say(f"worker done: {done} job(s)")
+
+
+@app.command()
+def cancel(
+    target: Annotated[str, typer.Argument(help="a run id, or an experiment id (all its jobs)")],
+) -> None:
+    """Cancel queued work now; running work stops at its next training step."""
+    from engine.queue.execute import finish_batch
+    from store import jobs
+
+    settings = _settings()
+    with _open_store(settings) as store:
+        if target.isdigit():
+            job = jobs.job_for_run(store, int(target))
+            if job is None:
+                raise BemctlError(f"run {target}: no such queued run in {settings.store_path}")
+            found = [job]
+        else:
+            found = jobs.active_jobs_named(store, target)
+            if not found:
+                raise BemctlError(f"{target}: no queued or running jobs", exit_code=1)
+        effects = jobs.cancel_jobs(
+            store, [j.id for j in found if j.id is not None], "cancelled by user"
+        )
+        for job in found:
+            finish_batch(store, job.batch_id)
+    for job in found:
+        out.print(f"job {job.id} ({job.experiment_name}): {effects.get(job.id or 0, 'unknown')}")
+
+
+@app.command()
+def retry(run_id: Annotated[int, typer.Argument(help="a run id of the job to run again")]) -> None:
+    """Queue a failed or cancelled run's job again (same frozen spec and options)."""
+    from store import jobs
+
+    settings = _settings()
+    with _open_store(settings) as store:
+        job = jobs.job_for_run(store, run_id)
+        if job is None:
+            raise BemctlError(f"run {run_id}: no such queued run in {settings.store_path}")
+        if job.status in ("queued", "running"):
+            raise BemctlError(
+                f"run {run_id}: its job {job.id} is still {job.status}; cancel it first"
+            )
+        assert job.id is not None
+        batch_id, new = jobs.retry_job(store, job.id)
+    out.print(
+        f"queued job {new.id}: {new.experiment_name} (batch {batch_id}), retry of job {job.id}"
+    )
 
 
 @app.command()

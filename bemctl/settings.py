@@ -44,6 +44,32 @@ class PretrainSizes(BaseModel):
     corpus_docs: int = Field(20_000, ge=10)
 
 
+class WorkerSettings(BaseModel):
+    """How workers hold jobs: a job whose heartbeat stops for `lease_s` is taken back.
+
+    The lease must outlast a few missed heartbeats (a busy disk, a long store lock), or a
+    slow but healthy worker would lose its job to a second one.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    heartbeat_s: float = Field(5.0, gt=0, description="seconds between heartbeats")
+    lease_s: float = Field(30.0, gt=0, description="a job is lost after this long silent")
+    max_attempts: int = Field(3, ge=1, description="tries per job before it fails for good")
+    poll_s: float = Field(1.0, gt=0, description="idle worker: look for new work this often")
+
+
+class TuiSettings(BaseModel):
+    """The console: how often it re-reads the store and which keys do what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_s: float = Field(1.0, gt=0, description="seconds between store reads")
+    keys: dict[str, str] = Field(
+        default_factory=dict, description="action -> key, e.g. cancel = \"x\""
+    )
+
+
 class Settings(BaseSettings):
     """Validated contents of bemctl.toml; unknown keys are errors, not silently ignored."""
 
@@ -65,6 +91,8 @@ class Settings(BaseSettings):
     target_power: float = Field(0.8, gt=0, lt=1)
     quick: QuickSizes = QuickSizes()
     pretrain: PretrainSizes = PretrainSizes()
+    worker: WorkerSettings = WorkerSettings()
+    tui: TuiSettings = TuiSettings()
 
     # Set by load_settings, not by the file: where relative paths are anchored.
     base_dir: Path = Field(default=Path("."), exclude=True)

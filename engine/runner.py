@@ -1,18 +1,19 @@
-"""One `bemctl run` invocation: train baseline and variant per experiment, measure, decide.
+"""One experiment (one queued job): train baseline and variant, measure, compute statistics.
 
 Order of work and why:
-1. Resolve every spec and variant first, so a typo fails before minutes of training.
-2. Per experiment: one base model, two adapters (same seed, same LoRA init, same batches),
-   trained with step losses streamed to the store; both evaluated on every eval example.
+1. Specs and variants are resolved when queued, so a typo fails before minutes of training.
+2. One base model, two adapters (same seed, same LoRA init, same batches), trained with
+   step losses streamed to the store; both evaluated on every eval example. An arm that
+   finished in an earlier attempt of the same job (its worker died later) is reloaded
+   from its saved adapter and scores instead of trained again.
 3. Latency is measured interleaved between the two trained models, FLOPs on one probe batch.
-4. After all experiments: BH-FDR over every (experiment, metric) of the invocation, gates,
-   verdict; each comparison (stats + gates + verdict) is written in a single transaction,
-   so a crash or Ctrl-C leaves either a whole verdict or none.
+4. The statistics are returned; the verdict waits for the whole batch (engine.decision),
+   because the BH adjustment spans every experiment queued together.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import tempfile
 import uuid
@@ -37,10 +38,15 @@ from engine.evaluation.measure import (
 )
 from engine.evaluation.memprobe import probe_memory
 from engine.evaluation.scoring import evaluate
-from engine.gates import GateInputs, GatePolicy, MetricEvidence, evaluate_gates, verdict
-from engine.models.base_model import BaseModel, PretrainPlan, load_base_model
+from engine.models.base_model import (
+    BaseModel,
+    PretrainPlan,
+    check_base_model,
+    load_base_model,
+)
 from engine.plan import ExperimentPlan, RunOptions, make_plan
 from engine.progress import NullProgress, ProgressSink
+from engine.queue.control import JobControl, StepWriter
 from engine.spec import LoadedSpec
 from engine.tasks.base import Task, TaskExample
 from engine.tasks.registry import build_task
@@ -49,7 +55,7 @@ from engine.variants.build import build_adapter_model
 from engine.variants.registry import model_class
 from store import queries
 from store.db import Store
-from store.models import Comparison, GateDecision, StatResult
+from store.models import Run
 
 
 @dataclass
@@ -110,12 +116,25 @@ class RoleResult:
     corpus_stats: dict = field(default_factory=dict)  # metric -> (n, k) sufficient stats
 
 
+@dataclass(frozen=True)
+class JobContext:
+    """Which job and attempt the runs belong to, and the worker's control over it."""
+
+    job_id: int
+    attempt: int
+    control: JobControl | None = None
+
+
 def resolve_specs(names: Sequence[str], settings: Settings) -> list[LoadedSpec]:
     from engine.spec import find_spec
 
     loaded = [find_spec(name, settings.experiment_paths) for name in names]
     for item in loaded:
         model_class(item.spec.bem_config.variant)  # raises "not implemented yet: <variant>"
+        try:
+            check_base_model(item.spec.model.base_model)
+        except BemctlError as exc:
+            raise BemctlError(f"{item.path}: {exc}") from None
     seen = set()
     for item in loaded:
         if item.spec.experiment_name in seen:
@@ -143,26 +162,28 @@ class ExperimentRunner:
         store: Store,
         options: RunOptions,
         progress: ProgressSink | None = None,
+        *,
+        invocation_id: str | None = None,
+        job: JobContext | None = None,
     ) -> None:
         self.settings = settings
+        self.job = job
         self.store = store
         self.options = options
         self.progress = progress or NullProgress()
         self.device = resolve_device(settings.device)
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
-        self.invocation_id = uuid.uuid4().hex[:12]
+        self.invocation_id = invocation_id or uuid.uuid4().hex[:12]
         self.adapter_dir = settings.store_path.parent / "adapters"
 
-    # -- public -------------------------------------------------------------------------
-    def run(self, specs: Sequence[LoadedSpec]) -> list[ExperimentOutcome]:
-        queries.reap_stale_runs(self.store)
-        outcomes = [self._run_experiment(loaded) for loaded in specs]
-        self._decide(outcomes)
-        return outcomes
-
     # -- one experiment -----------------------------------------------------------------
-    def _run_experiment(self, loaded: LoadedSpec) -> ExperimentOutcome:
+    def run_experiment(self, loaded: LoadedSpec) -> ExperimentOutcome:
+        """Both arms for every seed, measured and compared; the verdict is left to the batch.
+
+        Unfinished runs are closed by the caller (the job layer knows whether this was a
+        cancel, a stopped worker or a failure).
+        """
         spec = loaded.spec
         plan = make_plan(spec, self.settings, self.options)
         experiment = queries.get_or_create_experiment(
@@ -172,20 +193,34 @@ class ExperimentRunner:
             spec.spec_hash(),
             str(loaded.path),
         )
-        run_ids = {
-            (seed, role): queries.create_run(
-                self.store,
-                experiment_id=experiment.id,
-                invocation_id=self.invocation_id,
-                role=role,
-                seed=seed,
-                quick=self.options.quick,
-                device=str(self.device),
-                total_steps=plan.steps,
-            ).id
-            for seed in plan.seeds
-            for role in ("baseline", "variant")
-        }
+        reused: dict[tuple[int, str], Run] = {}
+        run_ids: dict[tuple[int, str], int] = {}
+        for seed in plan.seeds:
+            for role in ("baseline", "variant"):
+                done = (
+                    queries.finished_run_of_job(self.store, self.job.job_id, role, seed)
+                    if self.job is not None
+                    else None
+                )
+                if done is not None and Path(done.adapter_path or "").is_file():
+                    reused[seed, role] = done
+                    assert done.id is not None
+                    run_ids[seed, role] = done.id
+                    continue
+                run = queries.create_run(
+                    self.store,
+                    experiment_id=experiment.id,
+                    invocation_id=self.invocation_id,
+                    role=role,
+                    seed=seed,
+                    quick=self.options.quick,
+                    device=str(self.device),
+                    total_steps=plan.steps,
+                    job_id=self.job.job_id if self.job else None,
+                    attempt=self.job.attempt if self.job else 1,
+                )
+                assert run.id is not None
+                run_ids[seed, role] = run.id
         first = plan.seeds[0]
         # device-wide NVML sampling (~10 Hz) for the whole experiment when CUDA is in use;
         # on CPU it only watches RSS and the GPU fields stay "unavailable"
@@ -197,6 +232,11 @@ class ExperimentRunner:
             results: dict[tuple[int, str], RoleResult] = {}
             for seed in plan.seeds:
                 for role in ("baseline", "variant"):
+                    if (seed, role) in reused:
+                        results[seed, role] = self._reload(
+                            reused[seed, role], loaded, base, task, evals
+                        )
+                        continue
                     results[seed, role] = self._train_and_evaluate(
                         role, run_ids[seed, role], loaded, plan, base, task, train, evals, seed
                     )
@@ -216,9 +256,6 @@ class ExperimentRunner:
             )
             b, v = results[first, "baseline"], results[first, "variant"]
             memory = self._memory({"baseline": b, "variant": v}, loaded, plan, evals)
-        except BaseException as exc:
-            self._abandon(run_ids.values(), exc)
-            raise
         finally:
             gpu_watch.__exit__(None, None, None)
         if gpu_watch.reading is not None and gpu_watch.reading.gpu_used_bytes is not None:
@@ -381,18 +418,26 @@ class ExperimentRunner:
             f"{spec.experiment_name}: train {role} (seed {seed})", plan.steps
         )
 
+        steps = StepWriter(self.store, run_id)
+
         def on_step(step: int, loss: float, lr: float, elapsed: float) -> None:
-            queries.record_step(self.store, run_id, step, loss, lr, elapsed)
-            phase.advance(1, f"loss {loss:.3f}")
+            steps.add(step, loss, lr, elapsed)
+            phase.advance(1, f"loss {loss:.3f}")  # a cancel is noticed here, between steps
 
         try:
             pairs = [(ex.prompt, task.target(ex), ex.features) for ex in train]
             train_adapter(model, base.tokenizer, pairs, tplan, self.device, on_step)
         except TrainingDiverged as exc:
+            steps.flush()
             queries.mark_run_finished(self.store, run_id, "failed", str(exc))
             raise BemctlError(
                 f"{spec.experiment_name} {role}: training failed: {exc}", exit_code=1
             ) from None
+        except BaseException:
+            with contextlib.suppress(Exception):  # never mask why training stopped
+                steps.flush()  # the curve up to a cancel or a Ctrl-C is evidence too
+            raise
+        steps.flush()
         phase.done()
         adapter_path = self._save_adapter(run_id, model)
         probe = collate(
@@ -439,6 +484,52 @@ class ExperimentRunner:
             flops,
             adapter_path,
             out.corpus_stats,
+        )
+
+    def _reload(
+        self,
+        run: Run,
+        loaded: LoadedSpec,
+        base: BaseModel,
+        task: Task,
+        evals: list[TaskExample],
+    ) -> RoleResult:
+        """An arm finished by an earlier attempt of this job: its adapter, scores and
+        measurements come back from the store; corpus statistics are recomputed from the
+        stored predictions (they are a deterministic function of them)."""
+        from safetensors.torch import load_file
+
+        assert run.id is not None and run.adapter_path is not None
+        self.progress.log(
+            f"reusing run {run.id} ({run.role}, seed {run.seed}) from attempt {run.attempt}"
+        )
+        model = self._build(run.role, loaded, base, run.seed)
+        model.load_trainable_state_dict(load_file(run.adapter_path))
+        scores = queries.example_scores(self.store, run.id)  # metric -> example -> value
+        by_example: dict[str, dict[str, float]] = {}
+        for metric, values in scores.items():
+            for example_id, value in values.items():
+                by_example.setdefault(example_id, {})[metric] = value
+        corpus: dict = {}
+        corpus_metrics = [m for m in loaded.spec.metric_names if task.metric(m).corpus_level]
+        if corpus_metrics:
+            outputs = queries.predictions(self.store, run.id)
+            for metric in corpus_metrics:
+                corpus[metric] = np.stack(
+                    [
+                        np.asarray(task.corpus_stats(metric, outputs[ex.id], ex), dtype=float)
+                        for ex in evals
+                    ]
+                )
+        return RoleResult(
+            run.id,
+            model,
+            by_example,
+            run.params_total or 0,
+            run.params_trainable or 0,
+            run.flops_per_token or 0.0,
+            Path(run.adapter_path),
+            corpus,
         )
 
     def _save_adapter(self, run_id: int, model: torch.nn.Module) -> Path:
@@ -542,134 +633,3 @@ class ExperimentRunner:
             corpus=corpus,
         )
         return MetricOutcome(result, seed_diffs)
-
-    @staticmethod
-    def _underpowered(o: ExperimentOutcome) -> list[str]:
-        """Why this comparison cannot support PROMOTE or REJECT (engine.stats' guard)."""
-        return [
-            f"{m.metric}: {m.stats.underpowered_reason}" for m in o.metrics if m.stats.underpowered
-        ]
-
-    def _abandon(self, run_ids, exc: BaseException) -> None:
-        """Close this experiment's unfinished runs with the reason, before re-raising."""
-        if isinstance(exc, KeyboardInterrupt):
-            status, reason = "cancelled", "interrupted by user (Ctrl-C)"
-        else:
-            status, reason = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
-        for run_id in run_ids:
-            run = queries.get_run(self.store, run_id)
-            if run is not None and run.status in ("queued", "running"):
-                queries.mark_run_finished(self.store, run_id, status, reason)
-
-    # -- the invocation's decision ----------------------------------------------------
-    def _decide(self, outcomes: list[ExperimentOutcome]) -> None:
-        family = [(o, m) for o in outcomes for m in o.metrics]
-        alpha = min((o.plan.fdr_alpha for o in outcomes), default=0.05)
-        fdr = stats.benjamini_hochberg([m.test.p_value for _, m in family], alpha)
-        for (_, m), adj in zip(family, fdr.adjusted, strict=True):
-            m.p_adjusted = float(adj)
-        for o in outcomes:
-            o.family_size = fdr.family_size
-            gates_spec = o.spec.spec.acceptance_gates
-            o.gates = evaluate_gates(
-                GateInputs(
-                    o.param_ratio,
-                    o.flop_ratio,
-                    o.latency_ratio,
-                    o.memory_ratio,
-                    o.plan.budget_tolerance,
-                    o.plan.latency_budget,
-                    o.plan.memory_budget,
-                    o.kv_hit_rate,
-                    o.kv_hit_rate_baseline,
-                ),
-                [
-                    MetricEvidence(m.metric, m.interval.estimate, m.interval.low, m.p_adjusted)
-                    for m in o.metrics
-                ],
-                GatePolicy(
-                    gates_spec.min_improvement,
-                    o.plan.fdr_alpha,
-                    gates_spec.statistical_significance,
-                    gates_spec.ci_lower_bound_positive,
-                    gates_spec.performance_gates_pass,
-                ),
-            )
-            o.underpowered = self._underpowered(o)
-            o.verdict, o.reasons = verdict(o.gates, o.underpowered)
-            o.comparison_id = queries.save_comparison(self.store, *self._rows(o))
-
-    def _rows(self, o: ExperimentOutcome):
-        comparison = Comparison(
-            experiment_id=o.experiment_id,
-            invocation_id=self.invocation_id,
-            baseline_run_id=o.baseline_run_id,
-            variant_run_id=o.variant_run_id,
-            verdict=o.verdict,
-            reasons_json=json.dumps(o.reasons),
-            family_size=o.family_size,
-            param_ratio=o.param_ratio,
-            flop_ratio=o.flop_ratio,
-            latency_ratio=o.latency_ratio,
-            memory_ratio=o.memory_ratio,
-            bootstrap_samples=o.plan.bootstrap_samples,
-            seed=o.plan.seed,
-            seeds_json=json.dumps(o.seed_runs),
-            underpowered_json=json.dumps(o.underpowered),
-        )
-        stat_rows = [self._stat_row(m, o) for m in o.metrics]
-        gate_rows = [
-            GateDecision(
-                gate=g.gate,
-                metric=g.metric,
-                passed=g.passed,
-                observed=g.observed,
-                threshold=g.threshold,
-                comparator=g.comparator,
-                detail=g.detail,
-            )
-            for g in o.gates
-        ]
-        return comparison, stat_rows, gate_rows
-
-    @staticmethod
-    def _stat_row(m: MetricOutcome, o: ExperimentOutcome) -> StatResult:
-        r = m.stats
-        b_c = r.test.discordant or (None, None)
-        spread = np.array(m.seed_diffs)
-        return StatResult(
-            metric=r.metric,
-            n=r.n,
-            baseline_mean=r.baseline_mean,
-            variant_mean=r.variant_mean,
-            mean_diff=r.interval.estimate,
-            ci_low=r.interval.low,
-            ci_high=r.interval.high,
-            confidence_level=r.interval.confidence_level,
-            ci_method=r.interval.method,
-            bootstrap_samples=r.interval.n_resamples,
-            z0=r.interval.z0,
-            acceleration=r.interval.acceleration,
-            test_name=r.test.name,
-            p_value=r.test.p_value,
-            p_adjusted=m.p_adjusted,
-            family_size=o.family_size,
-            effect_dz=r.effect.d_z,
-            effect_formula=r.effect.formula,
-            degenerate=r.interval.degenerate,
-            binary=r.binary,
-            discordant_b=b_c[0],
-            discordant_c=b_c[1],
-            n_permutations=r.test.n_permutations,
-            hedges_g=r.effect.hedges_g,
-            power=r.power.power,
-            mde=r.power.mde,
-            n_needed=r.power.n_needed,
-            target_power=r.power.target_power,
-            underpowered=r.underpowered,
-            underpowered_reason=r.underpowered_reason,
-            corpus_level=r.corpus,
-            n_seeds=len(spread),
-            seed_diff_mean=float(spread.mean()),
-            seed_diff_sd=float(spread.std(ddof=1)) if len(spread) > 1 else None,
-        )

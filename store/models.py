@@ -24,8 +24,13 @@ SQLModel.metadata.naming_convention = {
 }
 
 RUN_ROLES = ("baseline", "variant")
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+# "interrupted": the run's worker died or was stopped; its job was requeued (schema 0004).
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 ACTIVE_STATUSES = ("queued", "running")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+# open: jobs still to finish; decided: comparisons written for its succeeded jobs;
+# abandoned: the user stopped the whole batch (Ctrl-C on `bemctl run`), no verdicts.
+BATCH_STATUSES = ("open", "decided", "abandoned")
 
 
 class Experiment(SQLModel, table=True):
@@ -40,6 +45,68 @@ class Experiment(SQLModel, table=True):
     spec_hash: str
     spec_path: str
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Batch(SQLModel, table=True):
+    """Jobs queued together; their metrics form one Benjamini-Hochberg family (schema 0004).
+
+    The verdicts are written once, when the last job of the batch is finished, because the
+    adjusted p-values of each experiment depend on every other experiment in the family.
+    """
+
+    __tablename__ = "batch"
+
+    id: str = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    status: str = "open"
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Job(SQLModel, table=True):
+    """One experiment (both arms, every seed) waiting for or held by a worker (schema 0004).
+
+    A worker holds a job by its lease: `lease_expires_at` moves forward with every
+    heartbeat, and a lease that lapses means the worker is gone, so the job is requeued.
+    """
+
+    __tablename__ = "job"
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: str = Field(foreign_key="batch.id", index=True)
+    experiment_id: int = Field(foreign_key="experiment.id", index=True)
+    experiment_name: str
+    spec_path: str
+    options_json: str  # engine.plan.RunOptions as JSON
+    priority: int = 0  # higher first, then oldest first
+    status: str = Field(default="queued", index=True)
+    attempts: int = 0
+    max_attempts: int = 3
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    worker_id: str | None = None
+    worker_host: str | None = None
+    worker_pid: int | None = None
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cancel_requested: bool = False
+    phase: str | None = None  # what the worker is doing now, for the console
+    error: str | None = None
+    outcome_json: str | None = None  # statistics waiting for the batch decision
+    comparison_id: int | None = None  # no foreign key: comparison -> run -> job would cycle
+
+
+class Event(SQLModel, table=True):
+    """What happened to a job, in order: claimed, phases, interrupted, requeued, failed."""
+
+    __tablename__ = "event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", ondelete="CASCADE", index=True)
+    run_id: int | None = None
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    kind: str
+    message: str
 
 
 class Run(SQLModel, table=True):
@@ -76,6 +143,8 @@ class Run(SQLModel, table=True):
     adapter_path: str | None = None
     pregen_ms_p50: float | None = None  # schema 0003: once-per-prompt routing phase (V2)
     kv_hit_rate: float | None = None  # schema 0003: cached K/V entries still valid
+    job_id: int | None = Field(default=None, foreign_key="job.id", index=True)  # schema 0004
+    attempt: int = 1  # schema 0004: which attempt of its job created this run
 
 
 class StepMetric(SQLModel, table=True):

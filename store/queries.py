@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import psutil
-from sqlalchemy import func, insert
+from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
 
 from store.db import Store
@@ -72,6 +73,8 @@ def create_run(
     quick: bool,
     device: str,
     total_steps: int,
+    job_id: int | None = None,
+    attempt: int = 1,
 ) -> Run:
     """A queued run owned by this process (pid/hostname let a later process reap it)."""
     if role not in RUN_ROLES:
@@ -85,6 +88,8 @@ def create_run(
         quick=quick,
         device=device,
         total_steps=total_steps,
+        job_id=job_id,
+        attempt=attempt,
         pid=os.getpid(),
         hostname=socket.gethostname(),
     )
@@ -132,13 +137,34 @@ def update_run(store: Store, run_id: int, **fields: Any) -> None:
 def record_step(
     store: Store, run_id: int, step: int, loss: float, lr: float, elapsed_s: float
 ) -> None:
-    """Append a loss-curve point and move the run's progress in the same transaction,
-    so a watcher never sees progress that the curve does not have (or vice versa)."""
+    """One loss-curve point (see `record_steps`)."""
+    record_steps(store, run_id, [(step, loss, lr, elapsed_s)])
+
+
+def record_steps(
+    store: Store, run_id: int, steps: Sequence[tuple[int, float, float, float]]
+) -> None:
+    """Append loss-curve points (step, loss, lr, elapsed_s) and move the run's progress to
+    the last of them in the same transaction, so a watcher never sees progress that the
+    curve does not have (or vice versa). One transaction per batch: a commit costs far
+    more than a row, so the trainer buffers steps (engine.queue.steps.StepWriter).
+    """
+    if not steps:
+        return
+    rows = [
+        {"run_id": run_id, "step": step, "loss": loss, "lr": lr, "elapsed_s": elapsed}
+        for step, loss, lr, elapsed in steps
+    ]
+    last_step, last_loss = steps[-1][0], steps[-1][1]
     with store.session() as session:
-        run = _require_run(session, run_id)
-        session.add(StepMetric(run_id=run_id, step=step, loss=loss, lr=lr, elapsed_s=elapsed_s))
-        run.current_step = step
-        run.last_loss = loss
+        session.exec(insert(StepMetric), params=rows)  # type: ignore[call-overload]
+        updated = session.exec(  # type: ignore[call-overload]
+            update(Run)
+            .where(col(Run.id) == run_id)
+            .values(current_step=last_step, last_loss=last_loss)
+        )
+        if updated.rowcount != 1:
+            raise LookupError(f"run {run_id} does not exist")
 
 
 def record_evaluation(
@@ -175,19 +201,26 @@ def record_evaluation(
 def save_comparison(
     store: Store, comparison: Comparison, stats: list[StatResult], gates: list[GateDecision]
 ) -> int:
-    """Write a comparison with its stats and gates atomically; returns its id.
+    """Write a comparison with its stats and gates atomically; returns its id."""
+    with store.session() as session:
+        return add_comparison(session, comparison, stats, gates)
+
+
+def add_comparison(
+    session: Session, comparison: Comparison, stats: list[StatResult], gates: list[GateDecision]
+) -> int:
+    """Add a comparison and its child rows inside the caller's transaction; returns its id.
 
     The child rows get the new id assigned here, whatever they carried before.
     """
-    with store.session() as session:
-        session.add(comparison)
-        session.flush()
-        assert comparison.id is not None
-        for row in (*stats, *gates):
-            row.comparison_id = comparison.id
-            session.add(row)
-        session.flush()
-        return comparison.id
+    session.add(comparison)
+    session.flush()
+    assert comparison.id is not None
+    for row in (*stats, *gates):
+        row.comparison_id = comparison.id
+        session.add(row)
+    session.flush()
+    return comparison.id
 
 
 def reap_stale_runs(store: Store) -> list[int]:
@@ -253,6 +286,37 @@ def list_experiments(store: Store) -> list[Experiment]:
         return list(session.exec(select(Experiment).order_by(col(Experiment.id))).all())
 
 
+def finished_run_of_job(store: Store, job_id: int, role: str, seed: int) -> Run | None:
+    """The newest succeeded run of this arm in an earlier attempt of the job, if any:
+    a retried job reuses it instead of training the arm again."""
+    with store.read_session() as session:
+        return session.exec(
+            select(Run)
+            .where(
+                Run.job_id == job_id,
+                Run.role == role,
+                Run.seed == seed,
+                Run.status == "succeeded",
+                col(Run.adapter_path).is_not(None),
+            )
+            .order_by(col(Run.id).desc())
+        ).first()
+
+
+def get_experiment(store: Store, experiment_id: int) -> Experiment | None:
+    with store.read_session() as session:
+        return session.get(Experiment, experiment_id)
+
+
+def predictions(store: Store, run_id: int) -> dict[str, str]:
+    """example_id -> the model's output, for recomputing corpus statistics."""
+    with store.read_session() as session:
+        rows = session.exec(
+            select(Prediction.example_id, Prediction.prediction).where(Prediction.run_id == run_id)
+        ).all()
+    return dict(rows)
+
+
 def list_runs(store: Store, limit: int = 20) -> list[Run]:
     """The newest `limit` runs, newest first."""
     with store.read_session() as session:
@@ -288,18 +352,22 @@ def example_scores(store: Store, run_id: int) -> dict[str, dict[str, float]]:
     return result
 
 
-def latest_comparisons(store: Store, names: list[str] | None = None) -> list[ComparisonBundle]:
+def latest_comparisons(
+    store: Store, names: list[str] | None = None, *, invocation_id: str | None = None
+) -> list[ComparisonBundle]:
     """For each experiment name, its newest comparison with stats, gates and both runs.
 
     An edited spec is a new experiment row under the same name, so "newest" spans
     all of a name's rows. Ordered as `names`, or by name; names never compared are
-    skipped.
+    skipped. `invocation_id` (a batch id) restricts to that batch's comparisons.
     """
     newest = select(func.max(Comparison.id)).join(
         Experiment, col(Experiment.id) == Comparison.experiment_id
     )
     if names is not None:
         newest = newest.where(col(Experiment.name).in_(names))
+    if invocation_id is not None:
+        newest = newest.where(Comparison.invocation_id == invocation_id)
     newest = newest.group_by(Experiment.name)
     with store.read_session() as session:
         pairs = session.exec(

@@ -153,5 +153,9 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
     }
 
 
-def build_records(store: Store, names: list[str] | None = None) -> list[dict[str, Any]]:
-    return [comparison_record(b) for b in queries.latest_comparisons(store, names or None)]
+def build_records(
+    store: Store, names: list[str] | None = None, *, invocation_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Each experiment's newest comparison (optionally only those of one batch)."""
+    bundles = queries.latest_comparisons(store, names or None, invocation_id=invocation_id)
+    return [comparison_record(b) for b in bundles]

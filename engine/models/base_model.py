@@ -90,20 +90,22 @@ def load_base_model(
 ) -> BaseModel:
     """The frozen base for `model.base_model`: embedded (cached pre-train) or a local HF dir."""
     _quiet_transformers()
+    check_base_model(name)
+    if name.startswith(EMBEDDED_PREFIX):
+        return _embedded(cache_dir, plan, config_overrides or {}, progress)
+    return load_local_hf(Path(name))
+
+
+def check_base_model(name: str) -> None:
+    """Fail now, when an experiment is queued, on a base model that could never load."""
     if name.startswith(EMBEDDED_PREFIX):
         if name[len(EMBEDDED_PREFIX) :] != EMBEDDED_NAME:
             raise BemctlError(
                 f"model.base_model: unknown embedded model {name!r} "
                 f"(known: {EMBEDDED_PREFIX}{EMBEDDED_NAME})"
             )
-        return _embedded(cache_dir, plan, config_overrides or {}, progress)
-    return load_local_hf(Path(name))
-
-
-def load_local_hf(directory: Path) -> BaseModel:
-    """A model saved with save_pretrained; never reaches the network."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+        return
+    directory = Path(name)
     if not directory.is_dir():
         raise BemctlError(
             f"model.base_model: {directory} is neither '{EMBEDDED_PREFIX}{EMBEDDED_NAME}' "
@@ -111,6 +113,13 @@ def load_local_hf(directory: Path) -> BaseModel:
         )
     if not (directory / "config.json").is_file():
         raise BemctlError(f"model.base_model: {directory}: no config.json (not a saved HF model)")
+
+
+def load_local_hf(directory: Path) -> BaseModel:
+    """A model saved with save_pretrained; never reaches the network."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    check_base_model(str(directory))
     try:
         model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from bemctl.errors import BemctlError
+from engine.queue.control import StepWriter
 from store import queries
 from store.db import Store
 from store.models import Comparison, GateDecision, Run, StatResult
@@ -22,14 +23,14 @@ def _db(project: Path) -> Path:
 
 
 def test_ctrl_c_mid_training_leaves_no_partial_verdict(project: Path, cli, monkeypatch) -> None:
-    real_record_step = queries.record_step
+    real_add = StepWriter.add
 
-    def interrupt_at_step_3(store, run_id, step, *args, **kwargs):
+    def interrupt_at_step_3(self, step, *args, **kwargs):
         if step == 3:
             raise KeyboardInterrupt
-        return real_record_step(store, run_id, step, *args, **kwargs)
+        return real_add(self, step, *args, **kwargs)
 
-    monkeypatch.setattr(queries, "record_step", interrupt_at_step_3)
+    monkeypatch.setattr(StepWriter, "add", interrupt_at_step_3)
     result = cli("run", "v1_dynrank", "--quick")
     assert result.code == 130
     assert "interrupted" in result.err
@@ -45,7 +46,7 @@ def test_ctrl_c_mid_training_leaves_no_partial_verdict(project: Path, cli, monke
         assert session.exec(select(StatResult)).all() == []
         assert session.exec(select(GateDecision)).all() == []
 
-    monkeypatch.setattr(queries, "record_step", real_record_step)
+    monkeypatch.setattr(StepWriter, "add", real_add)
     again = cli("run", "v1_dynrank", "--quick")
     assert again.code == 0, again.err
     with Store(_db(project), readonly=True) as store:

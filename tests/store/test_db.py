@@ -18,6 +18,9 @@ from store.db import SCHEMA_HEAD, Store, alembic_config
 from store.models import Experiment
 
 TABLES = {
+    "batch",
+    "job",
+    "event",
     "experiment",
     "run",
     "step_metric",

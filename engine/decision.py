@@ -1,0 +1,142 @@
+"""A batch's verdicts: BH-FDR over every (experiment, metric) of the batch, then the gates.
+
+Kept apart from training because it runs later and elsewhere: when the last job of a
+batch finishes, on whichever worker finished it, from the outcomes stored as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from sqlmodel import Session
+
+from engine import stats
+from engine.gates import GateInputs, GatePolicy, MetricEvidence, evaluate_gates, verdict
+from engine.runner import ExperimentOutcome, MetricOutcome
+from store.models import Comparison, GateDecision, StatResult
+from store.queries import add_comparison
+
+
+def decide(outcomes: list[ExperimentOutcome]) -> None:
+    """Fill in adjusted p-values, gates, verdict and reasons of every outcome, in place."""
+    family = [(o, m) for o in outcomes for m in o.metrics]
+    alpha = min((o.plan.fdr_alpha for o in outcomes), default=0.05)
+    fdr = stats.benjamini_hochberg([m.test.p_value for _, m in family], alpha)
+    for (_, m), adj in zip(family, fdr.adjusted, strict=True):
+        m.p_adjusted = float(adj)
+    for o in outcomes:
+        o.family_size = fdr.family_size
+        gates_spec = o.spec.spec.acceptance_gates
+        o.gates = evaluate_gates(
+            GateInputs(
+                o.param_ratio,
+                o.flop_ratio,
+                o.latency_ratio,
+                o.memory_ratio,
+                o.plan.budget_tolerance,
+                o.plan.latency_budget,
+                o.plan.memory_budget,
+                o.kv_hit_rate,
+                o.kv_hit_rate_baseline,
+            ),
+            [
+                MetricEvidence(m.metric, m.interval.estimate, m.interval.low, m.p_adjusted)
+                for m in o.metrics
+            ],
+            GatePolicy(
+                gates_spec.min_improvement,
+                o.plan.fdr_alpha,
+                gates_spec.statistical_significance,
+                gates_spec.ci_lower_bound_positive,
+                gates_spec.performance_gates_pass,
+            ),
+        )
+        o.underpowered = [
+            f"{m.metric}: {m.stats.underpowered_reason}" for m in o.metrics if m.stats.underpowered
+        ]
+        o.verdict, o.reasons = verdict(o.gates, o.underpowered)
+
+
+def write_decisions(session: Session, outcomes: list[ExperimentOutcome], batch_id: str) -> None:
+    """Add each outcome's comparison, stats and gates to `session` (the caller commits)."""
+    for o in outcomes:
+        o.comparison_id = add_comparison(session, *comparison_rows(o, batch_id))
+
+
+def comparison_rows(
+    o: ExperimentOutcome, invocation_id: str
+) -> tuple[Comparison, list[StatResult], list[GateDecision]]:
+    comparison = Comparison(
+        experiment_id=o.experiment_id,
+        invocation_id=invocation_id,
+        baseline_run_id=o.baseline_run_id,
+        variant_run_id=o.variant_run_id,
+        verdict=o.verdict,
+        reasons_json=json.dumps(o.reasons),
+        family_size=o.family_size,
+        param_ratio=o.param_ratio,
+        flop_ratio=o.flop_ratio,
+        latency_ratio=o.latency_ratio,
+        memory_ratio=o.memory_ratio,
+        bootstrap_samples=o.plan.bootstrap_samples,
+        seed=o.plan.seed,
+        seeds_json=json.dumps(o.seed_runs),
+        underpowered_json=json.dumps(o.underpowered),
+    )
+    stat_rows = [_stat_row(m, o) for m in o.metrics]
+    gate_rows = [
+        GateDecision(
+            gate=g.gate,
+            metric=g.metric,
+            passed=g.passed,
+            observed=g.observed,
+            threshold=g.threshold,
+            comparator=g.comparator,
+            detail=g.detail,
+        )
+        for g in o.gates
+    ]
+    return comparison, stat_rows, gate_rows
+
+
+def _stat_row(m: MetricOutcome, o: ExperimentOutcome) -> StatResult:
+    r = m.stats
+    b_c = r.test.discordant or (None, None)
+    spread = np.array(m.seed_diffs)
+    return StatResult(
+        metric=r.metric,
+        n=r.n,
+        baseline_mean=r.baseline_mean,
+        variant_mean=r.variant_mean,
+        mean_diff=r.interval.estimate,
+        ci_low=r.interval.low,
+        ci_high=r.interval.high,
+        confidence_level=r.interval.confidence_level,
+        ci_method=r.interval.method,
+        bootstrap_samples=r.interval.n_resamples,
+        z0=r.interval.z0,
+        acceleration=r.interval.acceleration,
+        test_name=r.test.name,
+        p_value=r.test.p_value,
+        p_adjusted=m.p_adjusted,
+        family_size=o.family_size,
+        effect_dz=r.effect.d_z,
+        effect_formula=r.effect.formula,
+        degenerate=r.interval.degenerate,
+        binary=r.binary,
+        discordant_b=b_c[0],
+        discordant_c=b_c[1],
+        n_permutations=r.test.n_permutations,
+        hedges_g=r.effect.hedges_g,
+        power=r.power.power,
+        mde=r.power.mde,
+        n_needed=r.power.n_needed,
+        target_power=r.power.target_power,
+        underpowered=r.underpowered,
+        underpowered_reason=r.underpowered_reason,
+        corpus_level=r.corpus,
+        n_seeds=len(spread),
+        seed_diff_mean=float(spread.mean()),
+        seed_diff_sd=float(spread.std(ddof=1)) if len(spread) > 1 else None,
+    )

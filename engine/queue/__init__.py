@@ -1,0 +1,1 @@
+"""Running queued jobs: the worker loop, its heartbeat, and what one job does."""
