@@ -326,11 +326,27 @@ def list_cmd(limit: Annotated[int, typer.Option(min=1, help="recent runs to show
     if not settings.store_path.exists():
         out.print("no runs yet")
         return
-    from store import queries
+    from store import jobs, queries
 
     with _open_store(settings, readonly=True) as store:
         runs = queries.list_runs(store, limit)
         names = {e.id: e.name for e in queries.list_experiments(store)}
+        queued = jobs.list_jobs(store, limit)
+    table = Table(title="jobs", title_justify="left")
+    for col in ("job", "experiment", "status", "attempt", "priority", "phase", "worker", "error"):
+        table.add_column(col)
+    for j in queued:
+        table.add_row(
+            str(j.id),
+            j.experiment_name,
+            j.status,
+            f"{j.attempts}/{j.max_attempts}",
+            str(j.priority),
+            j.phase or "",
+            j.worker_id or "",
+            (j.error or "")[:60],
+        )
+    out.print(table)
     table = Table(title="recent runs", title_justify="left")
     for col in ("run", "experiment", "role", "seed", "status", "step", "loss", "started", "error"):
         table.add_column(col)

@@ -430,6 +430,23 @@ def active_jobs_named(store: Store, experiment: str) -> list[Job]:
         )
 
 
+def list_jobs(store: Store, limit: int = 20) -> list[Job]:
+    """Active jobs first (what is queued or running now), then the newest finished ones."""
+    with store.read_session() as session:
+        active = session.exec(
+            select(Job)
+            .where(col(Job.status).in_(("queued", "running")))
+            .order_by(col(Job.priority).desc(), col(Job.id))
+        ).all()
+        done = session.exec(
+            select(Job)
+            .where(col(Job.status).not_in(("queued", "running")))
+            .order_by(col(Job.id).desc())
+            .limit(limit)
+        ).all()
+    return [*active, *done]
+
+
 def get_job(store: Store, job_id: int) -> Job | None:
     with store.read_session() as session:
         return session.get(Job, job_id)

@@ -97,14 +97,18 @@ def finish_batch(store: Store, batch_id: str) -> bool:
     """Write the batch's verdicts if all its jobs are done; True if this call wrote them."""
 
     def write(session: Session, succeeded: list[Job]) -> None:
-        outcomes = [decode_outcome(j.outcome_json) for j in succeeded if j.outcome_json]
+        decided = [(j, decode_outcome(j.outcome_json)) for j in succeeded if j.outcome_json]
+        outcomes = [outcome for _, outcome in decided]
         decide(outcomes)
         write_decisions(session, outcomes, batch_id)
-        for job, outcome in zip(succeeded, outcomes, strict=True):
+        for job, outcome in decided:
             job.comparison_id = outcome.comparison_id
 
     return jobs.close_batch(store, batch_id, write)
 
 
-def outcome_json(outcome: ExperimentOutcome) -> str:
-    return encode_outcome(outcome)
+def run_job_to_json(
+    settings: Settings, store: Store, job: Job, control: JobControl, progress: ProgressSink
+) -> str:
+    """The worker's default job runner: the experiment, its outcome as stored JSON."""
+    return encode_outcome(run_job(settings, store, job, control, progress))
