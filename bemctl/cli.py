@@ -440,6 +440,14 @@ def report(
     err.print(f"wrote {output}")
 
 
+@app.command()
+def tui() -> None:
+    """Live console: queue and runs, run detail, results, experiments (keys: press ?)."""
+    from bemctl.tui.app import BemctlApp  # Textual loads only for this command
+
+    BemctlApp(_settings()).run()
+
+
 def _write_atomically(path: Path, text: str) -> None:
     import os
     import tempfile
@@ -449,6 +457,9 @@ def _write_atomically(path: Path, text: str) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a report is for sharing
         os.replace(tmp, path)
     except OSError as exc:
         raise BemctlError(f"{path}: cannot write report: {exc.strerror}") from None
