@@ -69,18 +69,26 @@ class Store:
                     f"{self.path}: cannot create store directory: {exc.strerror}"
                 ) from exc
         self._engine = self._create_engine()
-        # Sessions that write bind to this view of the engine, whose connections BEGIN
-        # IMMEDIATE; reads and the readonly store use plain (deferred) BEGIN.
-        self._write_engine = self._engine.execution_options(**{_BEGIN_MODE: "IMMEDIATE"})
+        # Writes go through their own engine with ONE pooled connection whose transactions
+        # BEGIN IMMEDIATE: one write connection per process, so threads of one process (a
+        # worker's heartbeat, its trainer) queue on the pool instead of on SQLite's lock.
+        # Reads and the readonly store use the main engine and plain (deferred) BEGIN.
+        self._write_engine = (
+            self._engine
+            if readonly
+            else self._create_engine(single=True).execution_options(
+                **{_BEGIN_MODE: "IMMEDIATE"}
+            )
+        )
         try:
             self._ensure_schema()
         except BaseException:
-            self._engine.dispose()
+            self.close()
             raise
 
     # -- engine ---------------------------------------------------------------------
 
-    def _create_engine(self) -> Engine:
+    def _create_engine(self, single: bool = False) -> Engine:
         if self.readonly:
             # URI form is the only way to ask SQLite for a read-only open; quote() keeps
             # '?', '#' and '%' in the path from being parsed as URI syntax.
@@ -93,6 +101,12 @@ class Store:
             # check_same_thread=False: the pool hands a connection to one thread at a
             # time, so a progress thread may write steps while the main thread reads.
             connect_args={"timeout": self.busy_timeout_s, "check_same_thread": False},
+            **(
+                # a nested write session in one thread would wait here forever: fail loudly
+                {"pool_size": 1, "max_overflow": 0, "pool_timeout": self.busy_timeout_s + 30}
+                if single
+                else {}
+            ),
         )
         busy_ms = int(self.busy_timeout_s * 1000)
         readonly = self.readonly
@@ -234,6 +248,8 @@ class Store:
 
     def close(self) -> None:
         """Close pooled connections (which also checkpoints and removes the WAL file)."""
+        if self._write_engine is not self._engine:
+            self._write_engine.engine.dispose()
         self._engine.dispose()
 
     def __enter__(self) -> Store:
