@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from store import console, queries
-from store.db import Store
+# Run as a script, this file's directory comes first on sys.path and this module would
+# shadow the `store` package it measures.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from store import console, queries  # noqa: E402
+from store.db import Store  # noqa: E402
 
 
 def _runs(store: Store, n: int, steps: int) -> list[int]:
@@ -74,8 +80,8 @@ def main() -> None:
         with Store(db) as store:
             print("ingest (rows per transaction -> rows/s), on fresh runs:")
             for batch in (1, 10, 50, 200):
-                probe = _runs(store, 2, 400)
-                rows, seconds = _ingest(store, probe, 400, batch)
+                probe = _runs(store, 2, 1000)
+                rows, seconds = _ingest(store, probe, 1000, batch)
                 print(f"  batch {batch:>4}: {rows / seconds:>10,.0f} rows/s ({rows} rows)")
             ids = _runs(store, args.runs, args.steps)
             rows, seconds = _ingest(store, ids, args.steps, 200)
