@@ -1,0 +1,38 @@
+"""The promotion gates of one comparison: ✓/✗, what was observed, what it had to meet."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from bemctl.tui.format import num
+from store.console import GateResult
+
+PASS = Text("✓", style="bold green")
+FAIL = Text("✗", style="bold red")
+
+
+class GateTable(DataTable[str | Text]):
+    DEFAULT_CSS = """
+    GateTable {
+        height: auto;
+    }
+    """
+
+    def __init__(self, gates: Sequence[GateResult], *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._gates = tuple(gates)
+
+    def on_mount(self) -> None:
+        self.add_columns("", "gate", "metric", "observed", "needs", "what")
+        for g in self._gates:
+            self.add_row(
+                PASS if g.passed else FAIL,
+                g.gate,
+                g.metric or "",
+                num(g.observed, ".4g"),
+                f"{g.comparator} {num(g.threshold, '.4g')}",
+                g.detail,
+            )

@@ -1,0 +1,430 @@
+"""The reads behind `bemctl tui`: small queries that return plain, frozen rows.
+
+The console re-reads the store on a timer from a thread while workers in other processes
+write to it, so every function here takes a (read-only) `Store`, does its work inside one
+`read_session()` snapshot and returns dataclasses: nothing lazy escapes the session, and
+the widgets never touch the ORM.
+
+Speed matters more than anywhere else in the store: `refresh_snapshot` runs every
+`tui.refresh_s` seconds. It reads only the run, job and experiment tables (one row per
+run; the progress columns the trainer updates with each step batch), never `step_metric`,
+which grows by one row per optimiser step and would make every tick slower as history
+accumulates. A run's curve is read on its own, by the indexed `run_id`, and only the
+points after the ones the caller already holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, exists
+from sqlmodel import col, select
+
+from store import queries
+from store.db import Store
+from store.models import Event, Experiment, Job, Run, StepMetric
+from store.types import utcnow
+
+# -- queue / runs ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One line of the Queue/Runs table: a run, or a job whose runs do not exist yet.
+
+    `key` is stable across refreshes ("run-12", "job-3"), so the table can update a line
+    in place instead of rebuilding itself every tick.
+    """
+
+    key: str
+    job_id: int | None
+    run_id: int | None
+    batch_id: str | None
+    experiment: str
+    role: str
+    seed: int | None
+    status: str
+    job_status: str | None
+    current_step: int
+    total_steps: int
+    last_loss: float | None
+    elapsed_s: float | None
+    eta_s: float | None
+    phase: str | None
+    error: str | None
+
+    @property
+    def progress(self) -> float | None:
+        """Fraction of training steps done (None before the step count is known)."""
+        if self.total_steps <= 0:
+            return None
+        return min(1.0, self.current_step / self.total_steps)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the Queue/Runs screen and the status line show on each tick."""
+
+    taken_at: datetime
+    rows: tuple[QueueRow, ...]
+    job_counts: dict[str, int]
+    workers: tuple[str, ...]  # ids of the workers holding running jobs
+
+
+def _elapsed(started: datetime | None, finished: datetime | None, now: datetime) -> float | None:
+    if started is None:
+        return None
+    return max(0.0, ((finished or now) - started).total_seconds())
+
+
+def _eta(status: str, elapsed: float | None, current: int, total: int) -> float | None:
+    """Remaining training time, assuming the steps still to come take as long as the ones
+    done (the run's setup time is folded in, so it errs on the long side early on)."""
+    if status != "running" or elapsed is None or current <= 0 or total <= current:
+        return None
+    return elapsed * (total - current) / current
+
+
+def row_matches(row: QueueRow, text: str | None) -> bool:
+    """The console's `/` filter: case-insensitive substring of experiment, status or role."""
+    if not text:
+        return True
+    needle = text.casefold()
+    return any(needle in field.casefold() for field in (row.experiment, row.status, row.role))
+
+
+def queue_rows(store: Store, filter: str | None = None) -> list[QueueRow]:
+    """One row per run (newest job first), plus one per queued or just-claimed job that has
+    no run of its current attempt yet, so queued work is visible before a worker starts it.
+    """
+    rows = list(refresh_snapshot(store).rows)
+    return [r for r in rows if row_matches(r, filter)]
+
+
+def refresh_snapshot(store: Store) -> Snapshot:
+    """Everything one console tick needs, in one read transaction (three small queries)."""
+    now = utcnow()
+    with store.read_session() as session:
+        # Core execution (no ORM row loading): about half the per-row cost, which is most
+        # of a tick's time with a thousand runs.
+        conn = session.connection()
+        run_rows = conn.execute(
+            select(
+                Run.id,
+                Run.job_id,
+                Run.role,
+                Run.seed,
+                Run.status,
+                Run.total_steps,
+                Run.current_step,
+                Run.last_loss,
+                Run.started_at,
+                Run.finished_at,
+                Run.error,
+                Experiment.name,
+                Job.batch_id,
+                Job.status,
+                Job.phase,
+            )
+            .join(Experiment, col(Experiment.id) == Run.experiment_id)
+            .outerjoin(Job, col(Job.id) == Run.job_id)
+        ).all()
+        # A queued job never has a run of the attempt it waits for (runs are created by the
+        # worker that claims it); a running one has none until the worker has set up. Runs
+        # of a released attempt (same number, status interrupted) do not count.
+        current_runs = exists().where(
+            and_(
+                col(Run.job_id) == Job.id,
+                col(Run.attempt) == Job.attempts,
+                Run.status != "interrupted",
+            )
+        )
+        job_rows = conn.execute(
+            select(
+                Job.id,
+                Job.batch_id,
+                Job.experiment_name,
+                Job.status,
+                Job.phase,
+                Job.error,
+                Job.started_at,
+            ).where((Job.status == "queued") | ((Job.status == "running") & ~current_runs))
+        ).all()
+        counts = conn.execute(
+            select(Job.status, Job.worker_id).where(col(Job.status).in_(("queued", "running")))
+        ).all()
+    rows: list[QueueRow] = []
+    for job_id, batch_id, name, status, phase, error, started in job_rows:
+        rows.append(
+            QueueRow(
+                key=f"job-{job_id}",
+                job_id=job_id,
+                run_id=None,
+                batch_id=batch_id,
+                experiment=name,
+                role="",
+                seed=None,
+                status=status,
+                job_status=status,
+                current_step=0,
+                total_steps=0,
+                last_loss=None,
+                elapsed_s=_elapsed(started, None, now) if status == "running" else None,
+                eta_s=None,
+                phase=phase if status == "running" else None,
+                error=error,
+            )
+        )
+    for (
+        run_id,
+        job_id,
+        role,
+        seed,
+        status,
+        total,
+        current,
+        loss,
+        started,
+        finished,
+        error,
+        name,
+        batch_id,
+        job_status,
+        phase,
+    ) in run_rows:
+        elapsed = _elapsed(started, finished, now)
+        rows.append(
+            QueueRow(
+                key=f"run-{run_id}",
+                job_id=job_id,
+                run_id=run_id,
+                batch_id=batch_id,
+                experiment=name,
+                role=role,
+                seed=seed,
+                status=status,
+                job_status=job_status,
+                current_step=current,
+                total_steps=total,
+                last_loss=loss,
+                elapsed_s=elapsed,
+                eta_s=_eta(status, elapsed, current, total),
+                phase=phase if status == "running" and job_status == "running" else None,
+                error=error,
+            )
+        )
+    rows.sort(key=_newest_first)
+    job_counts = Counter(status for status, _ in counts)
+    workers = sorted({worker for status, worker in counts if status == "running" and worker})
+    return Snapshot(now, tuple(rows), dict(job_counts), tuple(workers))
+
+
+def _newest_first(row: QueueRow) -> tuple[int, int, int]:
+    """Newest job on top; within a job its waiting line first, then runs in creation order.
+    Runs without a job (stores from before the queue) sort as the oldest."""
+    return (-(row.job_id or 0), 0 if row.run_id is None else 1, row.run_id or 0)
+
+
+# -- run detail -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepPoint:
+    step: int
+    loss: float
+    lr: float
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class EventRow:
+    at: datetime
+    kind: str
+    message: str
+    run_id: int | None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    experiment: str
+    role: str
+    seed: int
+    status: str
+    quick: bool
+    device: str
+    attempt: int
+    total_steps: int
+    current_step: int
+    last_loss: float | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    elapsed_s: float | None
+    error: str | None
+    job_id: int | None
+    batch_id: str | None
+    job_status: str | None
+    job_phase: str | None
+    job_error: str | None
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """A run, the curve points after `after_step`, and its job's whole event log."""
+
+    run: RunInfo
+    steps: tuple[StepPoint, ...]
+    events: tuple[EventRow, ...]
+
+
+def run_detail(store: Store, run_id: int, after_step: int = -1) -> RunDetail | None:
+    """None when the run does not exist. `after_step` lets a live view fetch only the new
+    points of a long curve on each tick (the curve only ever grows)."""
+    now = utcnow()
+    with store.read_session() as session:
+        found = session.exec(
+            select(Run, Experiment.name)
+            .join(Experiment, col(Experiment.id) == Run.experiment_id)
+            .where(col(Run.id) == run_id)
+        ).first()
+        if found is None:
+            return None
+        run, name = found
+        job = session.get(Job, run.job_id) if run.job_id is not None else None
+        steps = session.exec(
+            select(StepMetric.step, StepMetric.loss, StepMetric.lr, StepMetric.elapsed_s)
+            .where(StepMetric.run_id == run_id, StepMetric.step > after_step)
+            .order_by(col(StepMetric.step))
+        ).all()
+        events = (
+            session.exec(
+                select(Event.at, Event.kind, Event.message, Event.run_id)
+                .where(Event.job_id == job.id)
+                .order_by(col(Event.id))
+            ).all()
+            if job is not None
+            else []
+        )
+        info = RunInfo(
+            id=run_id,
+            experiment=name,
+            role=run.role,
+            seed=run.seed,
+            status=run.status,
+            quick=run.quick,
+            device=run.device,
+            attempt=run.attempt,
+            total_steps=run.total_steps,
+            current_step=run.current_step,
+            last_loss=run.last_loss,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            elapsed_s=_elapsed(run.started_at, run.finished_at, now),
+            error=run.error,
+            job_id=run.job_id,
+            batch_id=job.batch_id if job else None,
+            job_status=job.status if job else None,
+            job_phase=job.phase if job else None,
+            job_error=job.error if job else None,
+        )
+    return RunDetail(
+        info,
+        tuple(StepPoint(*s) for s in steps),
+        tuple(EventRow(*e) for e in events),
+    )
+
+
+# -- results --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    metric: str
+    n: int
+    test: str
+    baseline: float
+    variant: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    confidence_level: float
+    p: float
+    p_adjusted: float | None
+    d_z: float | None
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    metric: str | None
+    passed: bool
+    observed: float | None
+    comparator: str
+    threshold: float | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """An experiment's newest comparison, as the Results screen shows it."""
+
+    experiment: str
+    comparison_id: int
+    batch_id: str
+    verdict: str
+    baseline_run_id: int
+    variant_run_id: int
+    metrics: tuple[MetricResult, ...]
+    gates: tuple[GateResult, ...]
+    reasons: tuple[str, ...]
+
+
+def results(store: Store) -> list[ExperimentResult]:
+    """Each experiment's newest comparison by name, the same choice `bemctl report` makes."""
+    out = []
+    for experiment, comp, stats, gates, base, var in queries.latest_comparisons(store):
+        assert comp.id is not None and base.id is not None and var.id is not None
+        out.append(
+            ExperimentResult(
+                experiment=experiment.name,
+                comparison_id=comp.id,
+                batch_id=comp.invocation_id,
+                verdict=comp.verdict,
+                baseline_run_id=base.id,
+                variant_run_id=var.id,
+                metrics=tuple(
+                    MetricResult(
+                        metric=s.metric,
+                        n=s.n,
+                        test=s.test_name,
+                        baseline=s.baseline_mean,
+                        variant=s.variant_mean,
+                        delta=s.mean_diff,
+                        ci_low=s.ci_low,
+                        ci_high=s.ci_high,
+                        confidence_level=s.confidence_level,
+                        p=s.p_value,
+                        p_adjusted=s.p_adjusted,
+                        d_z=s.effect_dz,
+                    )
+                    for s in stats
+                ),
+                gates=tuple(
+                    GateResult(
+                        gate=g.gate,
+                        metric=g.metric,
+                        passed=g.passed,
+                        observed=g.observed,
+                        comparator=g.comparator,
+                        threshold=g.threshold,
+                        detail=g.detail,
+                    )
+                    for g in gates
+                ),
+                reasons=tuple(json.loads(comp.reasons_json)),
+            )
+        )
+    return out
