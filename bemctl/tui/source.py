@@ -29,12 +29,21 @@ class StoreSource:
                 if not self.path.is_file():
                     return None, f"no store yet at {self.path}"
                 try:
-                    self._store = Store(
-                        self.path, readonly=True, busy_timeout_s=self.busy_timeout_s
-                    )
-                except BemctlError as exc:  # empty file being created, older schema...
+                    self._store = self._open()
+                except BemctlError as exc:  # empty file being created, locked...
                     return None, str(exc)
             return self._store, None
+
+    def _open(self) -> Store:
+        try:
+            return Store(self.path, readonly=True, busy_timeout_s=self.busy_timeout_s)
+        except BemctlError as exc:
+            if "is older than this bemctl" not in str(exc):
+                raise
+        # A store from an older bemctl: the console writes too (enqueue, cancel), so it
+        # may upgrade the schema, as any write command would; then read as usual.
+        Store(self.path, busy_timeout_s=self.busy_timeout_s).close()
+        return Store(self.path, readonly=True, busy_timeout_s=self.busy_timeout_s)
 
     def reset(self) -> None:
         """Forget the store (after a failed read); the next `get` opens it afresh."""
