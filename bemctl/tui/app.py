@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from textual import work
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.screen import Screen
 
 from bemctl.errors import BemctlError
@@ -92,9 +92,18 @@ class BemctlApp(App[None]):
         if self._polling:
             self._poll_again = True
             return
+        screen = self._top_screen()
+        if screen is None:  # starting up or shutting down: nothing to refresh
+            return
         self._polling = True
         self._poll_again = False
-        self._read(self.screen)
+        self._read(screen)
+
+    def _top_screen(self) -> Screen[Any] | None:
+        try:
+            return self.screen
+        except ScreenStackError:
+            return None
 
     @work(thread=True, group="poll")
     def _read(self, screen: Screen[Any]) -> None:
@@ -125,7 +134,7 @@ class BemctlApp(App[None]):
             if inspect.isawaitable(shown):
                 await shown
             screen.set_status(self.status_text())
-        if self._poll_again or screen is not self.screen:
+        if self._poll_again or screen is not self._top_screen():
             self.poll()
 
     def status_text(self) -> str:
