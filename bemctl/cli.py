@@ -448,6 +448,80 @@ def tui() -> None:
     BemctlApp(_settings()).run()
 
 
+@app.command()
+def doctor() -> None:
+    """What this machine gives bemctl: Python, torch, CUDA, Triton and the kernel path, NVML,
+    store and base-model cache. Read-only; always exits 0."""
+    import contextlib
+    import platform
+    import sqlite3
+    from urllib.parse import quote
+
+    import torch
+
+    from engine.evaluation.measure import _nvml_handle
+    from engine.models.base_model import (
+        EMBEDDED_NAME,
+        PretrainPlan,
+        cache_key,
+        embedded_config_dict,
+    )
+    from store.db import SCHEMA_HEAD
+    from triton_ops import dispatch
+
+    settings = _settings()
+    cuda = torch.cuda.is_available()
+    gpu = f"yes: {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})" if cuda else "no"
+    on_gpu = cuda and settings.device != "cpu"
+    path = dispatch.kernel_path(settings.kernels, on_gpu)
+    kernels = f"{settings.kernels}: " + {
+        "native": "native (Triton kernels compiled for the GPU)",
+        "interpreted": "interpreted (Triton kernels under TRITON_INTERPRET=1: slow)",
+        "torch": "torch (reference ops)",
+    }[path]
+    problem = dispatch.triton_problem(cuda=on_gpu)
+    if settings.kernels == "triton" and problem:
+        kernels = f"triton: cannot run here ({problem}); runs stop with an error"
+    elif path == "torch" and settings.kernels == "auto":
+        kernels += " because " + (
+            "triton is not installed"
+            if dispatch.triton_version() is None
+            else ("no CUDA device" if not cuda else 'device = "cpu"')
+        )
+    notes: list[str] = []
+    nvml = "yes" if _nvml_handle(torch.device("cuda", 0), notes) is not None else "no"
+    nvml += "".join(f" ({n.removeprefix('NVML unavailable: ')})" for n in notes)
+    store_path = settings.store_path
+    if not store_path.is_file():
+        store = f"{store_path}: none yet (the first run creates it)"
+    else:
+        try:
+            uri = "file:" + quote(str(store_path.resolve())) + "?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+                revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+            state = "up to date" if revision == SCHEMA_HEAD else "a write command upgrades it"
+            store = f"{store_path}: schema {revision}, head {SCHEMA_HEAD} ({state})"
+        except (sqlite3.Error, TypeError) as exc:
+            store = f"{store_path}: not readable as a bemctl store ({exc})"
+    p = settings.pretrain
+    plan = PretrainPlan(p.steps, p.batch_size, p.learning_rate, p.corpus_docs)
+    entry = settings.cache_dir / f"{EMBEDDED_NAME}-{cache_key(embedded_config_dict(), plan)}"
+    cached = (entry / "model.safetensors").is_file()
+    base = f"{entry.name} cached" if cached else f"{entry.name} not cached (next run pre-trains it)"
+    rows = [
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("torch", torch.__version__),
+        ("cuda available", gpu),
+        ("triton", dispatch.triton_version() or "not installed"),
+        ("kernels", kernels),
+        ("nvml available", nvml),
+        ("store", store),
+        ("base-model cache", f"{settings.cache_dir}: {base}"),
+    ]
+    for name, value in rows:
+        out.print(f"{name:<17} {value}", highlight=False, markup=False, soft_wrap=True)
+
+
 def _write_atomically(path: Path, text: str) -> None:
     import os
     import tempfile

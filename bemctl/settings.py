@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     store_busy_timeout_s: float = Field(5.0, ge=0, description="wait this long for a locked store")
     experiments_dirs: list[Path] = [Path("experiments")]
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    kernels: Literal["auto", "triton", "torch"] = Field(
+        "auto", description="adapter ops: Triton kernels on CUDA (auto), always, or never"
+    )
     torch_threads: int = Field(0, ge=0, description="CPU intra-op threads; 0 = torch's default")
     seed: int = 0
     bootstrap_samples: int = Field(10_000, ge=100)

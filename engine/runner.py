@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import triton_ops
 from bemctl.errors import BemctlError
 from bemctl.settings import Settings
 from engine import stats
@@ -172,6 +173,7 @@ class ExperimentRunner:
         self.options = options
         self.progress = progress or NullProgress()
         self.device = resolve_device(settings.device)
+        triton_ops.configure(settings.kernels)  # "triton" that cannot run fails here, not later
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         self.invocation_id = invocation_id or uuid.uuid4().hex[:12]

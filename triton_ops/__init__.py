@@ -1,14 +1,17 @@
 """Fused adapter kernels, each with a pure-torch reference that is also the CPU path.
 
-Today every op dispatches to its reference; the Triton kernels land with their own issue and
-must match these references (the tests compare against them).
+Each op module holds the reference, the autograd Function around its Triton kernels (in
+`_<op>_kernels.py`, imported only when a kernel runs) and the dispatch point the variants call;
+`dispatch` decides per call which path runs (see its docstring and README "Kernels").
 """
 
+from triton_ops.dispatch import configure
 from triton_ops.film import film, film_reference
 from triton_ops.kron_delta import kron_delta, kron_delta_reference
 from triton_ops.masked_lora import masked_lora, masked_lora_reference
 
 __all__ = [
+    "configure",
     "film",
     "film_reference",
     "kron_delta",

@@ -2,12 +2,19 @@
 
 The clamp lives inside the op rather than in the controller so that no caller can apply an
 unclamped modulation by accident: the bounds are part of the kernel's contract, and the
-fused kernel will read γ, β once, clamp in registers and write h once.
+fused kernel reads γ, β once, clamps in registers and writes h once.
+
+`film` dispatches (triton_ops.dispatch) to the Triton kernels (`_film_kernels`) or to the
+reference. On the kernel path γ and β are expanded (as views, no copy) to h's shape; the
+kernel's dγ, dβ come back at that shape and autograd's expand reduces them over the broadcast
+dims, exactly as for the reference.
 """
 
 from __future__ import annotations
 
 import torch
+
+from triton_ops.dispatch import use_triton
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]  # ((γ_lo, γ_hi), (β_lo, β_hi))
 
@@ -25,5 +32,27 @@ def film_reference(
 
 
 def film(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, lo_hi: Bounds) -> torch.Tensor:
-    """Dispatch point the variants call; only the torch reference exists so far."""
-    return film_reference(h, gamma, beta, lo_hi)
+    """Dispatch point the variants call: shapes and gradients as `film_reference`."""
+    if h.numel() == 0 or not use_triton("film", h, gamma, beta):
+        return film_reference(h, gamma, beta, lo_hi)
+    return Film.apply(h, gamma.expand(h.shape), beta.expand(h.shape), lo_hi)
+
+
+class Film(torch.autograd.Function):
+    """Autograd around the fused kernels; γ, β arrive as (maybe 0-stride) views of h's shape."""
+
+    @staticmethod
+    def forward(ctx, h, gamma, beta, lo_hi):
+        from triton_ops import _film_kernels as kernels
+
+        ctx.lo_hi = lo_hi
+        ctx.save_for_backward(h, gamma, beta)
+        return kernels.forward(h, gamma, beta, lo_hi)
+
+    @staticmethod
+    def backward(ctx, dy):
+        from triton_ops import _film_kernels as kernels
+
+        h, gamma, beta = ctx.saved_tensors
+        dh, dg, db = kernels.backward(dy, h, gamma, beta, ctx.lo_hi, ctx.needs_input_grad[:3])
+        return dh, dg, db, None

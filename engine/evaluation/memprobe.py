@@ -62,8 +62,10 @@ def _child(request: dict) -> MemoryReading:
     from engine.models.base_model import PretrainPlan, load_base_model
     from engine.spec import load_spec
     from engine.variants.build import build_adapter_model
+    from triton_ops import configure as configure_kernels
 
     settings = load_settings(Path(request["config"]) if request.get("config") else None)
+    configure_kernels(settings.kernels)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     loaded = load_spec(Path(request["spec"]))
