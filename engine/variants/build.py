@@ -29,9 +29,11 @@ def build_adapter_model(
         if role == "baseline":
             from engine.variants.lora.model import StaticLoraModel
 
+            rank = config.baseline_rank_dimension
             lora = LoraConfig(
-                rank_dimension=config.rank_dimension,
-                lora_alpha=config.lora_alpha,
+                rank_dimension=rank,
+                # same scaling (alpha / r) as the variant's own adapters
+                lora_alpha=config.lora_alpha * rank / config.rank_dimension,
                 target_modules=config.target_modules,
             )
             return StaticLoraModel(model_copy, lora)

@@ -26,3 +26,9 @@ class VariantConfig(BaseModel):
     @property
     def scaling(self) -> float:
         return self.lora_alpha / self.rank_dimension
+
+    @property
+    def baseline_rank_dimension(self) -> int:
+        """Rank of the static-LoRA baseline: the variant's own, unless it holds several
+        adapters (the router's experts), whose total it must then match."""
+        return self.rank_dimension

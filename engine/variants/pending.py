@@ -11,19 +11,6 @@ from pydantic import Field
 from engine.variants.config_base import VariantConfig
 
 
-class RouterBCConfig(VariantConfig):
-    variant: Literal["agentic_router_bc"] = "agentic_router_bc"
-    n_experts: int = Field(3, ge=2)
-    max_plan_length: int = Field(3, ge=1)
-
-
-class RouterPGConfig(VariantConfig):
-    variant: Literal["agentic_router_pg"] = "agentic_router_pg"
-    n_experts: int = Field(3, ge=2)
-    max_plan_length: int = Field(3, ge=1)
-    trust_region_kl: float = Field(0.01, gt=0)
-
-
 class OnlineShadowConfig(VariantConfig):
     variant: Literal["online_shadow"] = "online_shadow"
     ewc_lambda: float = Field(0.1, ge=0)
@@ -43,8 +30,6 @@ class SafetyCurveConfig(VariantConfig):
 
 
 PENDING = [
-    RouterBCConfig,
-    RouterPGConfig,
     OnlineShadowConfig,
     MultimodalConfig,
     SafetyCurveConfig,

@@ -17,6 +17,7 @@ from engine.variants.gateshape.config import GateShapingConfig
 from engine.variants.kron.config import KroneckerConfig
 from engine.variants.lora.config import LoraConfig
 from engine.variants.pending import PENDING
+from engine.variants.router.config import RouterBCConfig, RouterPGConfig
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,16 @@ register(
     ResidualFilmConfig,
     "engine.variants.film.model:ResidualFilmModel",
     "V4: residual FiLM micro-gamma,beta",
+)
+register(
+    RouterBCConfig,
+    None,
+    "AR0: behavioural-cloning router over expert LoRAs (engine: issue 7, in progress)",
+)
+register(
+    RouterPGConfig,
+    None,
+    "AR1: policy-gradient router with a KL trust region (engine: issue 7, in progress)",
 )
 for _cls in PENDING:
     register(_cls, None, _cls.__doc__ or _name(_cls))

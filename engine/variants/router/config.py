@@ -1,0 +1,38 @@
+"""Router variants' settings (AR0 behavioural cloning, AR1 policy gradient).
+
+`rank_dimension` is each expert's rank; the router holds `n_experts` of them, so its static
+multi-task LoRA baseline gets rank n_experts × r (`baseline_rank_dimension`): the same
+trainable parameters up to the small policy and value networks.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from engine.variants.config_base import VariantConfig
+
+
+class RouterConfig(VariantConfig):
+    n_experts: int = Field(3, ge=2, description="expert adapters (one per task domain)")
+    max_plan_length: int = Field(3, ge=1, description="at most this many actions per sequence")
+    chunk_size: int = Field(64, ge=1, description="tokens per routing chunk")
+    trust_region_tau: float = Field(1.0, gt=0, description="bound on ‖ΔW‖_F per layer")
+    switch_cost: float = Field(0.1, ge=0, description="hysteresis: cost of switching expert")
+    hysteresis_tau: float = Field(0.1, ge=0, description="hysteresis: extra margin to switch")
+    # 12 keeps policy + value within the ±5% parameter budget against the rank-K·r baseline
+    policy_hidden: int = Field(12, ge=1, description="width of the policy and value networks")
+
+    @property
+    def baseline_rank_dimension(self) -> int:
+        return self.n_experts * self.rank_dimension
+
+
+class RouterBCConfig(RouterConfig):
+    variant: Literal["agentic_router_bc"] = "agentic_router_bc"
+
+
+class RouterPGConfig(RouterConfig):
+    variant: Literal["agentic_router_pg"] = "agentic_router_pg"
+    trust_region_kl: float = Field(0.01, gt=0, description="mean KL bound of one policy update")

@@ -1,0 +1,239 @@
+"""The router's adapter model: K expert LoRAs per layer, one macro-action per chunk.
+
+Why the experts live in one rank-(K·r) LoRA per layer: expert k owns columns
+[k·r, (k+1)·r) of `lora_v` / `lora_u`, and an action (expert e, rank budget b, bias scale s)
+is a per-token mask over those K·r columns (the first ceil(b·r) of expert e set to s, all
+others 0). Routing is then exactly the masked-LoRA hot path V1 uses (`triton_ops.masked_lora`,
+fused on a GPU), the static multi-task baseline of rank K·r has the same GEMM shapes, and
+the composed ΔW of a chunk is the masked product whose norm the trust region bounds.
+
+Causality and stickiness: the action of chunk c is decided at its start, from the pooled
+embeddings of chunk c-1 (the chunk features), of the prompt up to chunk c (the evidence
+features) and the previous action; it is never revised inside the chunk. With a KV cache
+the plan decided so far is kept in the caller's `routing_cache`, so a decode step inside a
+chunk reuses its action and cached K/V of earlier chunks stay what a full pass computes.
+
+Trust region: per adapted layer and action, ‖ΔW‖_F of the masked composition is computed
+from the factors (`engine.router.composition.frobenius_norm`) and the action's mask is
+scaled by min(1, tau/‖ΔW‖_F): direction kept, norm bounded; projections are counted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from engine.router.actions import Action, ActionSpace, active_rank
+from engine.router.composition import ProjectionStats, frobenius_norm
+from engine.router.hysteresis import expert_margin_gain
+from engine.router.plan import SequencePlan, plan_sequence
+from engine.router.policy import MacroPolicy, ValueNetwork
+from engine.variants.base import AdapterModel
+from engine.variants.router.config import RouterConfig
+
+
+def pooled_chunks(embeddings: torch.Tensor, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, d) -> per chunk c: mean of chunk c-1 and mean of everything before chunk c.
+
+    Both are zero for chunk 0 (nothing precedes it): a decision never sees its own chunk.
+    """
+    batch, length, dim = embeddings.shape
+    n_chunks = max(1, math.ceil(length / chunk_size))
+    padded = nn.functional.pad(embeddings, (0, 0, 0, n_chunks * chunk_size - length))
+    sums = padded.view(batch, n_chunks, chunk_size, dim).sum(2)
+    counts = torch.full((n_chunks,), float(chunk_size), device=embeddings.device)
+    counts[-1] = length - (n_chunks - 1) * chunk_size
+    previous = torch.zeros_like(sums)
+    previous[:, 1:] = sums[:, :-1] / counts[:-1, None]
+    prefix = torch.zeros_like(sums)
+    prefix[:, 1:] = sums.cumsum(1)[:, :-1] / counts.cumsum(0)[:-1, None]
+    return previous, prefix
+
+
+class RouterModel(AdapterModel):
+    config: RouterConfig
+
+    def __init__(self, base_model: nn.Module, config: RouterConfig) -> None:
+        k, r = config.n_experts, config.rank_dimension
+        # one rank-(K·r) LoRA per layer with the experts' scaling alpha / r
+        geometry = config.model_copy(
+            update={"rank_dimension": k * r, "lora_alpha": config.lora_alpha * k}
+        )
+        super().__init__(base_model, geometry)
+        self.config = config
+        self.space = ActionSpace(n_experts=k)
+        self._orthogonal_experts()
+        dim = base_model.get_input_embeddings().embedding_dim
+        self.state_dim = 2 * dim + self.space.one_hot_dim
+        self.policy = MacroPolicy(self.space, self.state_dim, config.policy_hidden)
+        self.value = ValueNetwork(self.state_dim, config.policy_hidden)
+        self.projections = ProjectionStats()
+        self.forced_plans: list[list[Action]] | None = None  # oracle actions while training
+        self.evidence_permutation: torch.Tensor | None = None  # degraded evidence (gate)
+        self.last_plans: list[SequencePlan] = []
+
+    # -- experts ------------------------------------------------------------------------
+    def _orthogonal_experts(self) -> None:
+        """Experts start in mutually orthogonal input subspaces (V columns orthonormal
+        across experts, rescaled to the usual init's norm); U starts at zero as in LoRA."""
+        with torch.no_grad():
+            for layer in self.lora_layers.values():
+                v = layer.lora_v
+                q, _ = torch.linalg.qr(torch.randn(v.shape[0], v.shape[1], dtype=torch.float64))
+                q = q.to(v.dtype) * (v.norm() / math.sqrt(v.shape[1]))
+                v.copy_(q)
+
+    def expert_columns(self, expert: int) -> slice:
+        r = self.config.rank_dimension
+        return slice(expert * r, (expert + 1) * r)
+
+    def expert_overlap(self) -> torch.Tensor:
+        """(K, K) mean over layers of ‖Q_iᵀ Q_j‖_F² / r for orthonormal bases Q of the experts'
+        ΔW column spaces (U, or V while U is zero): 1 on the diagonal, 0 = orthogonal."""
+        k, r = self.config.n_experts, self.config.rank_dimension
+        total = torch.zeros(k, k, dtype=torch.float64)
+        with torch.no_grad():
+            for layer in self.lora_layers.values():
+                factor = layer.lora_u if layer.lora_u.abs().sum() > 0 else layer.lora_v
+                bases = [
+                    torch.linalg.qr(factor[:, self.expert_columns(e)].double())[0]
+                    for e in range(k)
+                ]
+                for i in range(k):
+                    for j in range(k):
+                        total[i, j] += (bases[i].t() @ bases[j]).pow(2).sum() / r
+        return total / len(self.lora_layers)
+
+    # -- routing ------------------------------------------------------------------------
+    def chunk_states(self, all_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chunk and evidence features (B, n_chunks, d) each, from frozen embeddings."""
+        with torch.no_grad():
+            embeddings = self.base_model.get_input_embeddings()(all_ids)
+        previous, evidence = pooled_chunks(embeddings, self.config.chunk_size)
+        if self.evidence_permutation is not None:
+            evidence = evidence[self.evidence_permutation]
+        return previous, evidence
+
+    def state(
+        self, previous: torch.Tensor, evidence: torch.Tensor, prev_action: Action | None
+    ) -> torch.Tensor:
+        """(1, state_dim): [chunk c-1 features, evidence up to c, previous action one-hot]."""
+        one_hot = self.space.one_hot(prev_action).to(previous)
+        return torch.cat([previous, evidence, one_hot])[None]
+
+    @torch.no_grad()
+    def plan(self, previous: torch.Tensor, evidence: torch.Tensor) -> SequencePlan:
+        """One sequence's plan from its features (n_chunks, d): greedy policy, hysteresis on
+        the expert-probability margin, at most `max_plan_length` actions."""
+        cfg = self.config
+        probs: dict[int, torch.Tensor] = {}
+
+        def decide(chunk: int, prev: Action | None) -> Action:
+            dist = self.policy(self.state(previous[chunk], evidence[chunk], prev))
+            probs[chunk] = dist.probs(0)[0]
+            return self.space.from_indices(dist.mode()[0].tolist())
+
+        def gain(chunk: int, prev: Action, proposed: Action) -> float:
+            return expert_margin_gain(probs[chunk], prev, proposed)
+
+        return plan_sequence(
+            previous.shape[0],
+            decide,
+            max_actions=cfg.max_plan_length,
+            gain=gain,
+            switch_cost=cfg.switch_cost,
+            tau=cfg.hysteresis_tau,
+        )
+
+    def action_mask(self, action: Action, layer_name: str) -> torch.Tensor:
+        """(K·r,) mask of one action on one layer, trust-region scale included."""
+        layer = self.lora_layers[layer_name]
+        cols = self.expert_columns(action.expert)
+        keep = active_rank(self.config.rank_dimension, self.space.rank_fraction(action))
+        bias = self.space.bias_value(action)
+        u = layer.lora_u[:, cols][:, :keep] * (bias * layer.scaling)
+        v = layer.lora_v[:, cols][:, :keep]
+        norm = frobenius_norm([u], [v])
+        scale = torch.clamp(self.config.trust_region_tau / norm.clamp_min(1e-12), max=1.0)
+        self.projections.record(float(norm.detach()), projected=bool(scale.detach() < 1.0))
+        mask = torch.zeros(layer.lora_v.shape[1], dtype=layer.lora_v.dtype)
+        mask = mask.to(layer.lora_v.device)
+        start = cols.start
+        values = torch.full((keep,), bias, dtype=mask.dtype, device=mask.device) * scale
+        return torch.cat([mask[:start], values, mask[start + keep :]])
+
+    def prepare(
+        self,
+        input_ids: torch.Tensor,
+        context_ids: torch.Tensor | None,
+        routing_cache: dict | None = None,
+    ) -> None:
+        cs = self.config.chunk_size
+        start = 0 if context_ids is None else context_ids.shape[1]
+        total = start + input_ids.shape[1]
+        all_ids = input_ids if context_ids is None else torch.cat([context_ids, input_ids], 1)
+        n_chunks = math.ceil(total / cs)
+        plans = self._plans(all_ids, n_chunks, routing_cache)
+        positions = torch.arange(start, total, device=input_ids.device) // cs
+        trace = routing_cache.get("trace") if routing_cache is not None else None
+        if trace is not None:
+            codes = torch.tensor(
+                [[self.space.encode(p[c]) for c in positions.tolist()] for p in plans],
+                dtype=torch.long,
+            )
+            trace.append(codes[..., None])
+        for name, layer in self.lora_layers.items():
+            per_action: dict[Action, torch.Tensor] = {}
+            rows = []
+            for plan in plans:
+                chunk_masks = []
+                for action in plan[: n_chunks]:
+                    if action not in per_action:
+                        per_action[action] = self.action_mask(action, name)
+                    chunk_masks.append(per_action[action])
+                rows.append(torch.stack(chunk_masks)[positions])  # (T, K·r)
+            layer.mask = torch.stack(rows)
+
+    def _plans(
+        self, all_ids: torch.Tensor, n_chunks: int, routing_cache: dict | None
+    ) -> list[list[Action]]:
+        """Per sequence, the action of every chunk up to `n_chunks` (forced, cached or new)."""
+        if self.forced_plans is not None:
+            return [list(p[:n_chunks]) + [p[-1]] * (n_chunks - len(p)) for p in self.forced_plans]
+        cached = routing_cache.get("plans") if routing_cache is not None else None
+        if cached is not None and all(len(p.chunk_actions) >= n_chunks for p in cached):
+            return [list(p.chunk_actions) for p in cached]
+        previous, evidence = self.chunk_states(all_ids)
+        plans = [self.plan(previous[b], evidence[b]) for b in range(all_ids.shape[0])]
+        if cached is not None:  # keep what was decided already: stickiness across calls
+            plans = [self._extend(old, new) for old, new in zip(cached, plans, strict=True)]
+        if routing_cache is not None:
+            routing_cache["plans"] = plans
+        self.last_plans = plans
+        return [list(p.chunk_actions) for p in plans]
+
+    @staticmethod
+    def _extend(old: SequencePlan, new: SequencePlan) -> SequencePlan:
+        """A longer plan must agree with the decisions already applied (causality)."""
+        n = len(old.chunk_actions)
+        if list(new.chunk_actions[:n]) != list(old.chunk_actions):
+            raise RuntimeError("routing of an earlier chunk changed: the plan is not causal")
+        return new
+
+    @torch.no_grad()
+    def routing_decisions(self, all_ids: torch.Tensor) -> torch.Tensor:
+        """Each position's action code when the whole sequence is routed at once (KV check)."""
+        n_chunks = math.ceil(all_ids.shape[1] / self.config.chunk_size)
+        plans = self._plans(all_ids, n_chunks, None)
+        positions = torch.arange(all_ids.shape[1]) // self.config.chunk_size
+        codes = [[self.space.encode(p[c]) for c in positions.tolist()] for p in plans]
+        return torch.tensor(codes, dtype=torch.long)[..., None]
+
+    def plan_statistics(self, plans: Sequence[SequencePlan]) -> dict[str, float]:
+        """Mean plan length and switch rate across chunk boundaries (router gates)."""
+        from engine.router.plan import mean_plan_length, switch_rate
+
+        return {"plan_length": mean_plan_length(plans), "switch_rate": switch_rate(plans)}

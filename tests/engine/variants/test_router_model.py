@@ -1,0 +1,121 @@
+"""Router model: chunk-sticky causal routing, trust-region bound, expert layout, budget."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from engine.router.actions import Action
+from engine.variants.build import build_adapter_model
+from engine.variants.router.config import RouterBCConfig
+from engine.variants.router.model import RouterModel, pooled_chunks
+from tests.engine.variants.helpers import embedded_gpt2, random_ids, tiny_gpt2
+
+
+def _router(chunk_size: int = 8, seed: int = 0, **overrides) -> RouterModel:
+    config = RouterBCConfig(rank_dimension=4, chunk_size=chunk_size, **overrides)
+    torch.manual_seed(seed)
+    model = RouterModel(tiny_gpt2(seed), config)
+    with torch.no_grad():  # trained-looking experts and a decisive, input-dependent policy
+        for layer in model.lora_layers.values():
+            layer.lora_u.normal_(0, 0.5)
+        for head in model.policy.heads:
+            head.weight.normal_(0, 3.0)
+    return model.eval()
+
+
+def test_pooled_chunks_see_only_earlier_chunks() -> None:
+    x = torch.arange(10.0).view(1, 10, 1)
+    previous, prefix = pooled_chunks(x, 4)  # chunks [0..3], [4..7], [8, 9]
+    assert previous[0, :, 0].tolist() == [0.0, 1.5, 5.5]
+    assert prefix[0, :, 0].tolist() == [0.0, 1.5, 3.5]
+
+
+def test_cached_decoding_keeps_earlier_chunks_kv_exact() -> None:
+    """Decode token by token across chunk boundaries (new routing decisions on the way);
+    the cached K/V of every position equal a single full pass over the final sequence."""
+    model = _router(chunk_size=8, max_plan_length=3, switch_cost=0.0, hysteresis_tau=0.0)
+    ids = random_ids(1, 5, seed=1)
+    routing: dict = {"trace": []}
+    with torch.no_grad():
+        out = model(input_ids=ids, use_cache=True, routing_cache=routing)
+        past, context = out.past_key_values, ids
+        for step in range(30):  # 5 + 30 tokens: chunks 0..4
+            nxt = random_ids(1, 1, seed=100 + step)
+            out = model(
+                input_ids=nxt,
+                past_key_values=past,
+                context_ids=context,
+                use_cache=True,
+                routing_cache=routing,
+            )
+            past, context = out.past_key_values, torch.cat([context, nxt], 1)
+        full = model(input_ids=context, use_cache=True).past_key_values
+    used = torch.cat(routing["trace"], dim=1)[0, :, 0]
+    assert len(set(used.tolist())) > 1  # the test exercises real switches
+    for layer in range(len(full.layers)):
+        torch.testing.assert_close(past.layers[layer].keys, full.layers[layer].keys)
+        torch.testing.assert_close(past.layers[layer].values, full.layers[layer].values)
+    fresh = model.routing_decisions(context[:, : used.shape[0]])[0, :, 0]
+    assert torch.equal(used, fresh)
+
+
+def test_plans_respect_the_cap_and_chunk_boundaries() -> None:
+    model = _router(chunk_size=4, max_plan_length=2, switch_cost=0.0, hysteresis_tau=0.0)
+    ids = random_ids(6, 40, seed=3)
+    with torch.no_grad():
+        model(input_ids=ids)
+    plans = model.last_plans
+    assert len(plans) == 6 and all(len(p.chunk_actions) == 10 for p in plans)
+    assert max(p.plan_length for p in plans) <= 2
+    stats = model.plan_statistics(plans)
+    assert stats["plan_length"] <= 2 and 0.0 <= stats["switch_rate"] <= 1.0
+
+
+def test_trust_region_bounds_every_applied_delta() -> None:
+    tau = 0.05
+    model = _router(trust_region_tau=tau)
+    ids = random_ids(2, 20, seed=4)
+    with torch.no_grad():
+        model.prepare(ids, None)
+        for layer in model.lora_layers.values():
+            for row in layer.mask.reshape(-1, layer.mask.shape[-1]).unique(dim=0):
+                delta = layer.scaling * (layer.lora_v * row) @ layer.lora_u.t()
+                assert float(torch.linalg.norm(delta)) <= tau * (1 + 1e-5)
+        model.release()
+    assert model.projections.count > 0
+
+
+def test_forced_plans_route_exactly_those_experts() -> None:
+    model = _router(chunk_size=4)
+    model.forced_plans = [[Action(2, 1, 2, 1), Action(0, 1, 0, 1)]]
+    ids = random_ids(1, 8, seed=5)
+    model.prepare(ids, None)
+    layer = next(iter(model.lora_layers.values()))
+    first, second = layer.mask[0, 0], layer.mask[0, 4]
+    assert torch.count_nonzero(first[model.expert_columns(2)]) == 4  # full rank budget
+    assert torch.count_nonzero(first[model.expert_columns(0)]) == 0
+    assert torch.count_nonzero(second[model.expert_columns(0)]) == 1  # 0.25 of rank 4
+    model.release()
+
+
+def test_experts_start_orthogonal() -> None:
+    model = RouterModel(tiny_gpt2(0), RouterBCConfig(rank_dimension=4))
+    overlap = model.expert_overlap()
+    torch.testing.assert_close(overlap.diagonal(), torch.ones(3, dtype=torch.float64))
+    off = overlap - torch.diag(overlap.diagonal())
+    assert float(off.abs().max()) < 1e-6
+
+
+def test_baseline_has_the_experts_total_rank_and_parameters_within_budget() -> None:
+    config = RouterBCConfig(rank_dimension=8)
+    base = embedded_gpt2()
+    router = RouterModel(copy.deepcopy(base), config)
+    baseline = build_adapter_model("baseline", config, base, 0, "x.yml")
+    first = next(iter(baseline.lora_layers.values()))
+    assert first.rank == 24 and first.scaling == router.lora_layers[
+        next(iter(router.lora_layers))
+    ].scaling
+    ratio = router.parameter_counts()[1] / baseline.parameter_counts()[1]
+    assert 1.0 < ratio <= 1.05, ratio
