@@ -15,6 +15,7 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "retrieval_qa": ("exact_match", "f1"),
     "synthetic_translation": ("chrf", "bleu"),
     "synthetic_json": ("validity", "field_exact_match"),
+    "synthetic_mixed": ("exact_match", "f1", "format_validity"),
 }
 TASK_NAMES = tuple(TASK_METRICS)
 
@@ -41,4 +42,8 @@ def build_task(data, resolve: Callable[[Path], Path], where: Path) -> Task:
         from engine.tasks.structured import StructuredOutputTask
 
         return StructuredOutputTask()
+    if data.task == "synthetic_mixed":
+        from engine.tasks.mixed import MixedDomainTask
+
+        return MixedDomainTask(data.n_facts)
     raise BemctlError(f"{where}: data.task: unknown task {data.task!r} (known: {TASK_NAMES})")
