@@ -436,7 +436,9 @@ def report(
     if output is None:
         sys.stdout.write(text)
         return
-    _write_atomically(output, text)
+    from bemctl.reports.write import write_report
+
+    write_report(output, text)
     err.print(f"wrote {output}")
 
 
@@ -520,23 +522,6 @@ def doctor() -> None:
     ]
     for name, value in rows:
         out.print(f"{name:<17} {value}", highlight=False, markup=False, soft_wrap=True)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a report is for sharing
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise BemctlError(f"{path}: cannot write report: {exc.strerror}") from None
 
 
 def main() -> None:

@@ -8,12 +8,11 @@ thread and returns the line to notify; user errors are raised as BemctlError.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from bemctl.errors import BemctlError
+from bemctl.reports.write import write_report
 from bemctl.settings import Settings
 from store.db import Store
 from store.jobs import TERMINAL_JOB_STATUSES
@@ -78,18 +77,6 @@ def export_report(store: Store | None, directory: Path) -> str:
         raise BemctlError("nothing to export: no finished comparisons yet")
     curves = load_curves(store, records)
     md, html = directory / "report.md", directory / "report.html"
-    _write_atomically(md, render_markdown(records))
-    _write_atomically(html, render_html(records, curves))
+    write_report(md, render_markdown(records))
+    write_report(html, render_html(records, curves))
     return f"wrote {md} and {html}"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """A reader (a browser refreshing the HTML) never sees half a report."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise BemctlError(f"{path}: cannot write report: {exc.strerror}") from None
