@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -51,6 +52,15 @@ def pooled_chunks(embeddings: torch.Tensor, chunk_size: int) -> tuple[torch.Tens
     prefix = torch.zeros_like(sums)
     prefix[:, 1:] = sums.cumsum(1)[:, :-1] / counts.cumsum(0)[:-1, None]
     return previous, prefix
+
+
+class DecisionRecord(NamedTuple):
+    """One policy call while planning: where, on what state, what it proposed, how likely."""
+
+    chunk: int
+    state: torch.Tensor  # (state_dim,)
+    indices: torch.Tensor  # (4,) proposed head indices (before hysteresis)
+    log_prob: float  # joint log-probability of `indices` under the policy that proposed them
 
 
 class RouterModel(AdapterModel):
@@ -125,16 +135,34 @@ class RouterModel(AdapterModel):
         return torch.cat([previous, evidence, one_hot])[None]
 
     @torch.no_grad()
-    def plan(self, previous: torch.Tensor, evidence: torch.Tensor) -> SequencePlan:
+    def plan(
+        self,
+        previous: torch.Tensor,
+        evidence: torch.Tensor,
+        generator: torch.Generator | None = None,
+        record: list[DecisionRecord] | None = None,
+    ) -> SequencePlan:
         """One sequence's plan from its features (n_chunks, d): greedy policy, hysteresis on
-        the expert-probability margin, at most `max_plan_length` actions."""
+        the expert-probability margin, at most `max_plan_length` actions.
+
+        With a `generator` the proposals are sampled from the policy instead (AR1's rollouts;
+        seeded, so a rollout is reproducible). `record` receives one `DecisionRecord` per
+        call of the policy: the state it saw, the proposed head indices and their
+        log-probability, which is what a policy-gradient update needs (the hysteresis veto
+        is the environment's, not the policy's) and what oracle states are checked against.
+        """
         cfg = self.config
         probs: dict[int, torch.Tensor] = {}
 
         def decide(chunk: int, prev: Action | None) -> Action:
-            dist = self.policy(self.state(previous[chunk], evidence[chunk], prev))
+            state = self.state(previous[chunk], evidence[chunk], prev)
+            dist = self.policy(state)
             probs[chunk] = dist.probs(0)[0]
-            return self.space.from_indices(dist.mode()[0].tolist())
+            indices = dist.mode() if generator is None else dist.sample(generator)
+            if record is not None:
+                log_prob = float(dist.log_prob(indices)[0])
+                record.append(DecisionRecord(chunk, state[0].clone(), indices[0].clone(), log_prob))
+            return self.space.from_indices(indices[0].tolist())
 
         def gain(chunk: int, prev: Action, proposed: Action) -> float:
             return expert_margin_gain(probs[chunk], prev, proposed)
@@ -157,8 +185,13 @@ class RouterModel(AdapterModel):
         u = layer.lora_u[:, cols][:, :keep] * (bias * layer.scaling)
         v = layer.lora_v[:, cols][:, :keep]
         norm = frobenius_norm([u], [v])
-        scale = torch.clamp(self.config.trust_region_tau / norm.clamp_min(1e-12), max=1.0)
-        self.projections.record(float(norm.detach()), projected=bool(scale.detach() < 1.0))
+        tau = self.config.trust_region_tau
+        projected = bool(norm.detach() > tau)
+        # inside the region the scale is the constant 1, outside the graph: ‖ΔW‖ = sqrt(.)
+        # has an infinite derivative at 0 (U starts at zero), and a clamped tau/‖ΔW‖ would
+        # send 0 * inf = NaN into the experts' gradients on the first training step
+        scale = tau / norm if projected else torch.ones((), dtype=norm.dtype, device=norm.device)
+        self.projections.record(float(norm.detach()), projected=projected)
         mask = torch.zeros(layer.lora_v.shape[1], dtype=layer.lora_v.dtype)
         mask = mask.to(layer.lora_v.device)
         start = cols.start

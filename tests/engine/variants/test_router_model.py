@@ -119,3 +119,45 @@ def test_baseline_has_the_experts_total_rank_and_parameters_within_budget() -> N
     ].scaling
     ratio = router.parameter_counts()[1] / baseline.parameter_counts()[1]
     assert 1.0 < ratio <= 1.05, ratio
+
+
+def test_fresh_experts_get_finite_gradients_through_the_trust_region() -> None:
+    """U starts at zero, where ‖ΔW‖_F has an infinite derivative: inside the region the
+    projection's scale must be a constant, not tau/‖ΔW‖ clamped (0 * inf = NaN)."""
+    model = RouterModel(tiny_gpt2(0), RouterBCConfig(rank_dimension=4, chunk_size=4))
+    model.forced_plans = [[Action(1, 1, 2, 1)]] * 2
+    ids = random_ids(2, 12, seed=6)
+    logits = model(input_ids=ids).logits
+    logits.float().pow(2).mean().backward()
+    grads = [layer.lora_u.grad for layer in model.lora_layers.values()]
+    assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
+    assert any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_sampled_plans_are_seeded_and_record_the_proposals() -> None:
+    model = _router(chunk_size=4, max_plan_length=3, switch_cost=0.0, hysteresis_tau=0.0)
+    with torch.no_grad():
+        for head in model.policy.heads:
+            head.weight.mul_(0.05)  # a spread-out policy, so sampling differs from greedy
+    previous, evidence = model.chunk_states(random_ids(1, 40, seed=7))
+    runs = []
+    for _ in range(2):
+        record: list = []
+        generator = torch.Generator().manual_seed(11)
+        plan = model.plan(previous[0], evidence[0], generator=generator, record=record)
+        runs.append((plan.chunk_actions, [r.indices.tolist() for r in record]))
+        assert [r.chunk for r in record] == [d.chunk for d in plan.decisions]
+        for r, decision in zip(record, plan.decisions, strict=True):
+            assert model.space.from_indices(r.indices.tolist()) == decision.proposed
+            with torch.no_grad():
+                expected = model.policy.log_prob(r.state[None], r.indices[None])
+            assert abs(float(expected) - r.log_prob) < 1e-5
+    assert runs[0] == runs[1]
+    greedy: list = []
+    model.plan(previous[0], evidence[0], record=greedy)
+    proposals = []
+    for seed in range(5):
+        record = []
+        model.plan(previous[0], evidence[0], torch.Generator().manual_seed(seed), record)
+        proposals.append([r.indices.tolist() for r in record])
+    assert any(p != [r.indices.tolist() for r in greedy] for p in proposals)
