@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -11,6 +12,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The kernel tests run Triton's interpreter in this process. triton keeps state from its
+# first import (the interpreter's patching of nested @triton.jit helpers), so it must first be
+# imported with TRITON_INTERPRET=1 — before any other test (e.g. `bemctl doctor`, which imports
+# triton with the variable unset) does. Harmless elsewhere: under kernels = "auto" CPU tensors
+# always take the torch reference (triton_ops.dispatch).
+os.environ["TRITON_INTERPRET"] = "1"
+try:
+    import triton  # noqa: F401
+except ImportError:  # not installed (non-Linux): the torch path is all there is
+    pass
 
 TINY_TOML = """
 store = ".bemctl/bemctl.db"

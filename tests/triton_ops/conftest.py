@@ -15,19 +15,17 @@ from collections.abc import Iterator
 
 import pytest
 
-os.environ["TRITON_INTERPRET"] = "1"
+os.environ["TRITON_INTERPRET"] = "1"  # tests/conftest.py sets it too, before triton's import
 
 
 @pytest.fixture
 def triton_kernels() -> Iterator[None]:
     """kernels = "triton" for one test (interpreted here), restored afterwards."""
-    from triton_ops import dispatch
-
-    before = dispatch.backend()
-    dispatch.configure("triton")
-    from triton_ops import _tl
+    from triton_ops import _tl, dispatch
 
     assert _tl.INTERPRETED, "the kernels were built before TRITON_INTERPRET=1 was set"
+    before = dispatch.backend()
+    dispatch.configure("triton")
     try:
         yield
     finally:
