@@ -2,12 +2,13 @@
 
 Why: the agentic router (issue 7) trains one LoRA expert per domain and routes per 64-token
 chunk, so it needs prompts in which two domains genuinely meet. Every prompt is a key:value
-retrieval question (the QA domain, always present) followed by an output instruction that picks
-the second domain:
+retrieval question (the QA domain, always present) with an output instruction that picks the
+second domain; the instruction opens the prompt (so a chunk router can see it before the answer
+chunk) and the domain's cue closes it:
 
+    reply: translated
     ufn: bela sumo fule; cjl: nori fule; owb: lume; ocx: goti
     Q: what is cjl?
-    reply: translated
     =>                         -> " zunk ark\\n"
 
 - `qa` ("reply: plain", cue "A:"): the value as is, " nori fule".
@@ -24,10 +25,11 @@ the ones the base model saw in pre-training for QA, JSON and translation.
 - "domain": the output domain; "context", "question", "key", "value" (the raw looked-up value).
 - "domain_spans": [(start, end, domain), ...] half-open *character* offsets into
   `prompt + task.target(example)` (the full training text without EOS), contiguous, in order,
-  covering it exactly, adjacent spans of the same domain merged. The context and question
-  (through the question's newline) are "qa"; the instruction line, the cue and the target are
-  the example's domain (so a `qa` example is one span). All text is ASCII, so with the byte
-  tokenizer a character offset is a token offset and `chunk_domains` labels 64-token chunks.
+  covering it exactly, adjacent spans of the same domain merged. The instruction line is the
+  example's domain, the context and question (through the question's newline) are "qa", the
+  cue and the target the example's domain again (so a `qa` example is one span). All text is
+  ASCII, so with the byte tokenizer a character offset is a token offset and `chunk_domains`
+  labels 64-token chunks.
 
 Domains rotate with the stream index (qa, json, transduce, ...), so any split is balanced to
 within one example per domain. Determinism and disjointness follow `engine.tasks.qa`: one
@@ -176,17 +178,23 @@ def _draw(rng: random.Random, n_facts: int) -> tuple[str, str, str, str]:
     return context, f"what is {keys[target]}?", keys[target], values[target]
 
 
-def _parts(context: str, question: str, domain: str) -> tuple[str, str]:
-    """(retrieval part, instruction part) of the prompt; the prompt is their concatenation."""
+def _parts(context: str, question: str, domain: str) -> tuple[str, str, str]:
+    """(instruction line, retrieval part, cue) of the prompt; the prompt is their concatenation.
+
+    The instruction comes first so that it lies in an earlier 64-token chunk than the answer:
+    a router decides a chunk's expert from the chunks before it, and with the instruction next
+    to the cue no decision could ever see which format is asked for.
+    """
     word, cue = _INSTRUCTIONS[domain]
-    return f"{context}\nQ: {question}\n", f"reply: {word}\n{cue}"
+    return f"reply: {word}\n", f"{context}\nQ: {question}\n", cue
 
 
-def _spans(retrieval: str, rest: str, domain: str) -> list[tuple[int, int, str]]:
-    end = len(retrieval) + len(rest)
+def _spans(header: str, retrieval: str, rest: str, domain: str) -> list[tuple[int, int, str]]:
+    end = len(header) + len(retrieval) + len(rest)
     if domain == "qa":
         return [(0, end, "qa")]
-    return [(0, len(retrieval), "qa"), (len(retrieval), end, domain)]
+    middle = len(header) + len(retrieval)
+    return [(0, len(header), domain), (len(header), middle, "qa"), (middle, end, domain)]
 
 
 def _example(seed: int, split: str, index: int, n_facts: int) -> TaskExample:
@@ -198,15 +206,15 @@ def _example(seed: int, split: str, index: int, n_facts: int) -> TaskExample:
             break
     domain = domain_of(index)
     answer = render_answer(value, domain)
-    retrieval, instruction = _parts(context, question, domain)
+    header, retrieval, cue = _parts(context, question, domain)
     target = f" {answer}\n"  # Task.target's convention
     return TaskExample(
         f"{split}-{seed}-{index:05d}",
-        retrieval + instruction,
+        header + retrieval + cue,
         (answer,),
         {
             "domain": domain,
-            "domain_spans": _spans(retrieval, instruction + target, domain),
+            "domain_spans": _spans(header, retrieval, cue + target, domain),
             "context": context,
             "question": question,
             "key": key,

@@ -1,8 +1,8 @@
 """The router's training stages on a tiny GPT-2: experts, oracle traces, AR0 (BC), AR1 (PG).
 
 One module-scoped pipeline (experts -> oracle -> BC) is shared by the tests that read it;
-16-token chunks so that the instruction line ("reply: json") usually lies in a chunk before
-the answer's, where a causal chunk state can see it.
+16-token chunks keep the tiny model's traces many and the test fast. (The instruction line
+opens every prompt, so at the spec's 64-token chunks it also lies before the answer chunk.)
 """
 
 from __future__ import annotations

@@ -31,11 +31,8 @@ from engine.training import encode_example
 
 TASK = MixedDomainTask()
 TRAIN, EVAL = TASK.make_splits(600, 300, seed=0)
-CUES = {
-    "qa": "\nreply: plain\nA:",
-    "json": "\nreply: json\nJSON:",
-    "transduce": "\nreply: translated\n=>",
-}
+WORDS = {"qa": "plain", "json": "json", "transduce": "translated"}
+CUES = {"qa": "A:", "json": "JSON:", "transduce": "=>"}
 EXPERIMENTS = Path(__file__).resolve().parents[3] / "experiments"
 
 
@@ -47,7 +44,9 @@ def test_examples_have_the_documented_format() -> None:
     for ex in TRAIN + EVAL:
         f = ex.features
         domain, value = f["domain"], f["value"]
-        assert ex.prompt == f"{f['context']}\nQ: {f['question']}{CUES[domain]}"
+        assert ex.prompt == (
+            f"reply: {WORDS[domain]}\n{f['context']}\nQ: {f['question']}\n{CUES[domain]}"
+        )
         assert f["question"] == f"what is {f['key']}?"
         assert f"{f['key']}: {value}" in f["context"].split("; ")
         assert ex.references == (render_answer(value, domain),)
@@ -173,11 +172,13 @@ def test_domain_spans_cover_the_text_and_label_the_target() -> None:
             return next(d for s, e, d in spans if s <= i < e)
 
         assert {label(i) for i in range(len(ex.prompt), len(text))} == {domain}
-        assert {label(i) for i in range(text.index("\nQ: ") + 1)} == {"qa"}  # the retrieval
-        assert label(text.index("reply:")) == domain
+        header = text.index("\n") + 1  # the instruction line opens the prompt
+        assert {label(i) for i in range(header)} == {domain}
+        assert {label(i) for i in range(header, text.index("\nQ: ") + 1)} == {"qa"}
         chunks = chunk_domains(ex)
         assert len(chunks) == -(-len(text) // CHUNK_SIZE) and 2 <= len(chunks) <= 4
-        assert chunks[0][0] == "qa" and chunks[-1][-1] == domain  # retrieval first, answer last
+        # instruction first, then the retrieval, the answer last
+        assert chunks[0][0] == domain and "qa" in chunks[0] and chunks[-1][-1] == domain
         if domain != "qa":
             assert {d for c in chunks for d in c} == {"qa", domain}
 
