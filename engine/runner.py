@@ -427,8 +427,14 @@ class ExperimentRunner:
             phase.advance(1, f"loss {loss:.3f}")  # a cancel is noticed here, between steps
 
         try:
-            pairs = [(ex.prompt, task.target(ex), ex.features) for ex in train]
-            train_adapter(model, base.tokenizer, pairs, tplan, self.device, on_step)
+            train_arm = getattr(model, "train_arm", None)  # staged training (the router)
+            if train_arm is not None:
+                train_arm(
+                    base.tokenizer, task, train, tplan, self.device, on_step, self.progress.log
+                )
+            else:
+                pairs = [(ex.prompt, task.target(ex), ex.features) for ex in train]
+                train_adapter(model, base.tokenizer, pairs, tplan, self.device, on_step)
         except TrainingDiverged as exc:
             steps.flush()
             queries.mark_run_finished(self.store, run_id, "failed", str(exc))

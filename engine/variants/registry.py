@@ -61,8 +61,8 @@ register(
 )
 register(
     RouterBCConfig,
-    None,
-    "AR0: behavioural-cloning router over expert LoRAs (engine: issue 7, in progress)",
+    "engine.variants.router.model:RouterModel",
+    "AR0: behavioural-cloning router over expert LoRAs",
 )
 register(
     RouterPGConfig,

@@ -117,6 +117,12 @@ class RouterModel(AdapterModel):
                         total[i, j] += (bases[i].t() @ bases[j]).pow(2).sum() / r
         return total / len(self.lora_layers)
 
+    def train_arm(self, tokenizer, task, train, plan, device, on_step=None, log=None) -> float:
+        """The runner's training entry for this arm: experts, oracle traces, AR0 (BC)."""
+        from engine.router.arm import train_router_arm
+
+        return train_router_arm(self, tokenizer, task, train, plan, device, on_step, log)
+
     # -- routing ------------------------------------------------------------------------
     def chunk_states(self, all_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Chunk and evidence features (B, n_chunks, d) each, from frozen embeddings."""
