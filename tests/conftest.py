@@ -96,3 +96,29 @@ def cli(
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def ran_v1_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project in which `bemctl run v1_dynrank --quick` ran once for the session
+    (~20 s). Treat it as read-only: copy its `.bemctl/` before writing to it."""
+    import os
+
+    from bemctl.cli import main
+
+    root = tmp_path_factory.mktemp("ran_v1_project")
+    (root / "bemctl.toml").write_text(TINY_TOML)
+    shutil.copytree(REPO / "experiments", root / "experiments")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        for key in [k for k in os.environ if k.startswith("BEMCTL_")]:
+            mp.delenv(key)
+        mp.setattr(sys, "argv", ["bemctl", "run", "v1_dynrank", "--quick"])
+        try:
+            main()
+        except SystemExit as exc:
+            if exc.code:
+                pytest.fail(f"bemctl run v1_dynrank --quick exited {exc.code}")
+    assert (root / ".bemctl" / "bemctl.db").is_file()
+    return root
+

@@ -7,8 +7,6 @@ import io
 import json
 import os
 import re
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,28 +14,12 @@ import pytest
 from bemctl.reports.curves import load_curves
 from bemctl.reports.records import build_records
 from store.db import Store
-from tests.conftest import REPO, TINY_TOML
 
 
-@pytest.fixture(scope="module")
-def ran_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny project where `bemctl run v1_dynrank --quick` ran once (~15 s) for the module."""
-    from bemctl.cli import main
-
-    root = tmp_path_factory.mktemp("ran_project")
-    (root / "bemctl.toml").write_text(TINY_TOML)
-    shutil.copytree(REPO / "experiments", root / "experiments")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        for key in [k for k in os.environ if k.startswith("BEMCTL_")]:
-            mp.delenv(key)
-        mp.setattr(sys, "argv", ["bemctl", "run", "v1_dynrank", "--quick"])
-        try:
-            main()
-        except SystemExit as exc:
-            if exc.code:
-                pytest.fail(f"bemctl run v1_dynrank --quick exited {exc.code}")
-    return root
+@pytest.fixture
+def ran_project(ran_v1_project: Path) -> Path:
+    """The session's project where one real quick v1 run filled the store (read-only)."""
+    return ran_v1_project
 
 
 @pytest.fixture
@@ -88,8 +70,8 @@ def test_csv_matches_json(in_ran_project: Path, cli) -> None:
         assert row["created_at"] == record["created_at"]
 
 
-def test_html_to_file(in_ran_project: Path, cli) -> None:
-    path = in_ran_project / "out" / "report.html"
+def test_html_to_file(in_ran_project: Path, cli, tmp_path: Path) -> None:
+    path = tmp_path / "out" / "report.html"  # the shared project stays read-only
     result = cli("report", "v1_dynrank", "--format", "html", "--output", str(path))
     assert result.code == 0, result.err
     assert result.out == "" and "wrote" in result.err

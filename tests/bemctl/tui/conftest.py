@@ -7,15 +7,11 @@ that cancel, retry or enqueue never see each other's writes.
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import REPO, TINY_TOML
 
 FAST_REFRESH = "\n[tui]\nrefresh_s = 0.2\n"
 
@@ -25,25 +21,10 @@ def anyio_backend() -> str:
     return "asyncio"  # Textual runs on asyncio
 
 
-@pytest.fixture(scope="session")
-def filled_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture
+def filled_template(ran_v1_project: Path) -> Path:
     """A project dir in which one real quick job of v1_dynrank has run to its verdict."""
-    from bemctl.cli import main
-
-    root = tmp_path_factory.mktemp("tui-template")
-    (root / "bemctl.toml").write_text(TINY_TOML)
-    shutil.copytree(REPO / "experiments", root / "experiments")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        for key in [k for k in os.environ if k.startswith("BEMCTL_")]:
-            mp.delenv(key)
-        mp.setattr(sys, "argv", ["bemctl", "run", "v1_dynrank", "--quick"])
-        try:
-            main()
-        except SystemExit as exc:
-            assert not exc.code, f"template run failed with exit code {exc.code}"
-    assert (root / ".bemctl" / "bemctl.db").is_file()
-    return root
+    return ran_v1_project
 
 
 @pytest.fixture
