@@ -224,6 +224,24 @@ class RouterModel(AdapterModel):
                 dtype=torch.long,
             )
             trace.append(codes[..., None])
+        single_chunk = input_ids.shape[0] == 1 and (start // cs) == (total - 1) // cs
+        if routing_cache is not None and single_chunk and not torch.is_grad_enabled():
+            # decode steps inside one chunk: fold its action (trust-region scale included)
+            # into V once per chunk, x·(V diag m) = (x·V) ⊙ m, so a step adds no op at all
+            action = plans[0][start // cs]
+            folded = routing_cache.get("folded")
+            if folded is None or folded[0] != action:
+                folded = (
+                    action,
+                    {
+                        name: layer.lora_v * self.action_mask(action, name)
+                        for name, layer in self.lora_layers.items()
+                    },
+                )
+                routing_cache["folded"] = folded
+            for name, layer in self.lora_layers.items():
+                layer.folded_v, layer.mask = folded[1][name], None
+            return
         for name, layer in self.lora_layers.items():
             per_action: dict[Action, torch.Tensor] = {}
             rows = []
