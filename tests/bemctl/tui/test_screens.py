@@ -249,7 +249,8 @@ async def test_mouse_header_click_sorts_and_row_click_opens(filled_project: Path
                 break
             x += column.get_render_width(table)
         await pilot.click(table, offset=(x + 1, 0))
-        assert "sort: status" in _text(app, "#queue-info")
+        # the header-click message is handled asynchronously: wait for it, don't race it
+        await wait_for(pilot, lambda: "sort: status" in _text(app, "#queue-info"), "sort")
         await pilot.click(table, offset=(1, 1))  # the highlighted first row
         await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen), "run detail")
         assert app.screen.run_id == 1
