@@ -21,15 +21,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import psutil
 from sqlalchemy import and_, or_, text, update
 from sqlmodel import Session, col, select
 
 from store.db import Store
 from store.models import Batch, Event, Job, Run
-from store.queries import _process_alive
 from store.types import utcnow
 
 TERMINAL_JOB_STATUSES = ("succeeded", "failed", "cancelled")
+# A pid is only evidence of life if that process is at least as old as the claim;
+# allow for the coarseness of process start times.
+_PID_START_SLACK_S = 2.0
 
 
 class LeaseLost(Exception):
@@ -142,6 +145,23 @@ def claim_next(
         session.refresh(job)
         _event(session, job.id, "claimed", f"attempt {job.attempts} by worker {worker.id}")
         return job
+
+
+def _process_alive(pid: int, since: datetime) -> bool:
+    """Whether `pid` is still the process that created a run at `since`.
+
+    A pid that exists but belongs to a process started after the run was created
+    has been reused by the OS: the run's own process is gone.
+    """
+    if not psutil.pid_exists(pid):
+        return False
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # exists but cannot be inspected (e.g. another user's): assume alive
+    return started <= since.timestamp() + _PID_START_SLACK_S
 
 
 def _lapsed(job: Job, now: datetime) -> str | None:

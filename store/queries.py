@@ -12,10 +12,8 @@ import json
 import os
 import socket
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-import psutil
 from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
@@ -36,10 +34,6 @@ from store.models import (
 from store.types import utcnow
 
 ComparisonBundle = tuple[Experiment, Comparison, list[StatResult], list[GateDecision], Run, Run]
-
-# A pid is only evidence of life if that process is at least as old as the run row;
-# allow for the coarseness of process start times.
-_PID_START_SLACK_S = 2.0
 
 
 # -- experiments and runs -------------------------------------------------------------
@@ -225,53 +219,6 @@ def add_comparison(
         session.add(row)
     session.flush()
     return comparison.id
-
-
-def reap_stale_runs(store: Store) -> list[int]:
-    """Fail this host's queued/running runs whose process has died (crash, kill -9,
-    power loss), so they stop showing as running forever. Returns their ids.
-
-    Runs from other hosts are left alone: their pids mean nothing here.
-    """
-    me = os.getpid()
-    now = utcnow()
-    reaped: list[int] = []
-    with store.session() as session:
-        candidates = session.exec(
-            select(Run).where(
-                col(Run.status).in_(ACTIVE_STATUSES),
-                Run.hostname == socket.gethostname(),
-                col(Run.pid).is_not(None),
-                Run.pid != me,
-            )
-        ).all()
-        for run in candidates:
-            assert run.pid is not None
-            if _process_alive(run.pid, run.created_at):
-                continue
-            run.status = "failed"
-            run.error = f"interrupted: process {run.pid} is gone"
-            run.finished_at = now
-            assert run.id is not None
-            reaped.append(run.id)
-    return reaped
-
-
-def _process_alive(pid: int, since: datetime) -> bool:
-    """Whether `pid` is still the process that created a run at `since`.
-
-    A pid that exists but belongs to a process started after the run was created
-    has been reused by the OS: the run's own process is gone.
-    """
-    if not psutil.pid_exists(pid):
-        return False
-    try:
-        started = psutil.Process(pid).create_time()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:
-        return True  # exists but cannot be inspected (e.g. another user's): assume alive
-    return started <= since.timestamp() + _PID_START_SLACK_S
 
 
 def _require_run(session: Session, run_id: int) -> Run:

@@ -237,3 +237,18 @@ def test_retry_makes_a_new_job_with_the_same_frozen_inputs(store: Store) -> None
         3,
     )
     assert jobs.job_events(store, job.id)[-1].message == f"retried as job {new.id}"
+
+
+def test_a_reused_pid_does_not_keep_a_dead_workers_lease(store: Store) -> None:
+    """The pid exists, but its process started after the claim: the OS reused it."""
+    import os
+    import socket
+
+    _, [job] = _enqueue(store)
+    jobs.claim_next(store, jobs.WorkerIdentity("old", socket.gethostname(), os.getpid()), 3600)
+    with store.session() as session:  # claimed long before this process started
+        session.exec(
+            update(Job).where(Job.id == job.id).values(started_at=utcnow() - timedelta(days=3650))
+        )
+    taken = jobs.claim_next(store, _worker(), 30)
+    assert taken is not None and f"worker process {os.getpid()} is gone" in taken.error

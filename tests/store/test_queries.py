@@ -5,7 +5,7 @@ import os
 import socket
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -305,42 +305,6 @@ def _dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
-
-
-def test_reap_stale_runs(store: Store, seed: Seed) -> None:
-    _, dead, mine = seed()
-    _, elsewhere, parent = seed("other")
-    assert dead.id and mine.id and elsewhere.id and parent.id
-    dead_pid = _dead_pid()
-    queries.mark_run_running(store, dead.id)
-    queries.update_run(store, dead.id, pid=dead_pid)
-    queries.update_run(store, elsewhere.id, pid=dead_pid, hostname="some-other-host")
-    queries.update_run(store, parent.id, pid=os.getppid())  # alive and older than the run
-
-    assert queries.reap_stale_runs(store) == [dead.id]
-    reaped = queries.get_run(store, dead.id)
-    assert reaped is not None
-    assert reaped.status == "failed"
-    assert reaped.error == f"interrupted: process {dead_pid} is gone"
-    assert reaped.finished_at is not None
-    for run in (mine, elsewhere, parent):
-        untouched = queries.get_run(store, run.id)
-        assert untouched is not None and untouched.status == "queued"
-    assert queries.reap_stale_runs(store) == []
-
-
-def test_reap_detects_reused_pid(store: Store, seed: Seed) -> None:
-    _, run, _ = seed()
-    assert run.id is not None
-    # A live process that started long after the run was created cannot be its owner.
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        created = datetime.now(UTC) - timedelta(hours=1)
-        queries.update_run(store, run.id, pid=sleeper.pid, created_at=created)
-        assert queries.reap_stale_runs(store) == [run.id]
-    finally:
-        sleeper.kill()
-        sleeper.wait()
 
 
 def test_readonly_store_serves_queries(store: Store, store_path: Path, seed: Seed) -> None:
