@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bemctl.reports.router_summary import router_rows
+
 COLOURS = {"PROMOTE": "green", "REJECT": "red"}  # INCONCLUSIVE: yellow
 COLUMNS = (
     "metric",
@@ -85,6 +87,9 @@ def print_verdicts(out: Console, records: list[dict[str, Any]]) -> None:
             ratios += f"  pre-generation {variant['pre_generation_ms_p50']:.2f} ms"
         family = sv["fdr_correction"]["family_size"]
         out.print(f"  {ratios}  (family of {family} hypotheses)")
+        for label, _, value in router_rows(r):
+            if value != "-":
+                out.print(f"  router: {escape(label)}: {escape(value)}")
         for reason in decision["reasons"]:
             mark = "[yellow]?[/]" if reason.startswith("underpowered") else "[red]✗[/]"
             out.print(f"  {mark} {escape(reason)}")

@@ -39,6 +39,7 @@ def decide(outcomes: list[ExperimentOutcome]) -> None:
                 o.plan.memory_budget,
                 o.kv_hit_rate,
                 o.kv_hit_rate_baseline,
+                o.variant_stats if (o.variant_stats or {}).get("router") else None,
             ),
             [
                 MetricEvidence(m.metric, m.interval.estimate, m.interval.low, m.p_adjusted)

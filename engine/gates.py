@@ -32,6 +32,7 @@ class GateInputs:
     memory_budget: float
     kv_hit_rate: float | None = None  # variant's share of cached K/V entries still valid
     kv_hit_rate_baseline: float | None = None
+    router: dict | None = None  # the router's own measurements (engine.router.gate_measures)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ def evaluate_gates(
                     "cached K/V entries still valid after decoding (threshold: baseline's)",
                 )
             )
+    if inputs.router is not None:
+        gates.extend(router_gates(inputs.router))
     for ev in evidence:
         if policy.ci_lower_bound_positive:
             gates.append(
@@ -138,7 +141,61 @@ def evaluate_gates(
     return gates
 
 
-COST_GATES = ("budget_parity_params", "budget_parity_flops", "latency", "memory", "kv_hit_rate")
+ROUTER_MAX_PLAN_LENGTH = 3.0
+ROUTER_MAX_SWITCH_RATE = 0.20
+
+
+def router_gates(router: dict) -> list[Gate]:
+    """The agentic router's own gates: short plans, rare switches, and a score that does not
+    rise when its evidence is degraded (the KV-cache gate is common to every variant)."""
+    gates = [
+        Gate(
+            "plan_length",
+            None,
+            router["plan_length"] <= ROUTER_MAX_PLAN_LENGTH,
+            router["plan_length"],
+            ROUTER_MAX_PLAN_LENGTH,
+            "<=",
+            f"mean actions per evaluated sequence ({router['n_sequences']} sequences)",
+        ),
+        Gate(
+            "switch_rate",
+            None,
+            router["switch_rate"] <= ROUTER_MAX_SWITCH_RATE,
+            router["switch_rate"],
+            ROUTER_MAX_SWITCH_RATE,
+            "<=",
+            "expert switches per chunk boundary, pooled over evaluated sequences",
+        ),
+    ]
+    mono = router.get("monotonicity")
+    if mono is not None:
+        means = mono["means"]
+        gates.append(
+            Gate(
+                "evidence_monotonicity",
+                None,
+                bool(mono["monotone"]),
+                mono["max_rise"],
+                mono["max_rise_margin"],
+                "<=",
+                f"score rise when evidence is degraded, vs its 95% noise margin (clean "
+                f"{means['clean']:.3f}, half-shuffled {means['half_shuffled']:.3f}, "
+                f"shuffled {means['shuffled']:.3f}; n={mono['n']})",
+            )
+        )
+    return gates
+
+
+ROUTER_GATES = ("plan_length", "switch_rate", "evidence_monotonicity")
+COST_GATES = (
+    "budget_parity_params",
+    "budget_parity_flops",
+    "latency",
+    "memory",
+    "kv_hit_rate",
+    *ROUTER_GATES,
+)
 INCONCLUSIVE = "INCONCLUSIVE (underpowered)"
 
 

@@ -49,6 +49,8 @@ def encode_outcome(outcome: Any) -> str:
                 "kv_hit_rate",
                 "kv_hit_rate_baseline",
                 "pregen_ms",
+                "variant_stats",
+                "baseline_stats",
                 "seed_runs",
             )
         },

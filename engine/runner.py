@@ -14,6 +14,8 @@ Order of work and why:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 import uuid
@@ -96,6 +98,8 @@ class ExperimentOutcome:
     kv_hit_rate: float | None = None
     kv_hit_rate_baseline: float | None = None
     pregen_ms: float | None = None  # variant's once-per-prompt routing phase, p50
+    variant_stats: dict | None = None  # the variant arm's own measurements (router gates)
+    baseline_stats: dict | None = None
     verdict: str = ""
     reasons: list[str] = field(default_factory=list)
     gates: list = field(default_factory=list)
@@ -115,6 +119,7 @@ class RoleResult:
     flops: float
     adapter_path: Path
     corpus_stats: dict = field(default_factory=dict)  # metric -> (n, k) sufficient stats
+    variant_stats: dict | None = None  # what the adapter measured about itself (router)
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,39 @@ def load_data(
     task = build_task(loaded.spec.data, loaded.resolve, loaded.path)
     train, evals = task.make_splits(plan.train_size, plan.eval_size, plan.seed)
     return task, train, evals
+
+
+def adapter_key(role: str, loaded: LoadedSpec, plan: ExperimentPlan, seed: int) -> str:
+    """Fingerprint of everything that determines an arm's trained adapter: the arm's own
+    config (a borrowed baseline's, e.g. AR0 inside ar1_pg, is the same as in ar0_bc), the
+    base model, the data and training specs, the step budget, the seed."""
+    spec = loaded.spec
+    config = spec.bem_config
+    if role == "baseline":
+        borrowed = config.baseline_variant_config()
+        arm = (
+            borrowed.model_dump(mode="json")
+            if borrowed is not None
+            else {"static_lora_of": config.model_dump(mode="json")}
+        )
+    else:
+        arm = config.model_dump(mode="json")
+    payload = {
+        "arm": arm,
+        "base_model": spec.model.model_dump(mode="json"),
+        "data": spec.data.model_dump(mode="json"),
+        "training": spec.training.model_dump(mode="json"),
+        "plan": [plan.train_size, plan.steps, plan.batch_size],
+        "seed": seed,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _load_adapter(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
 
 
 LATENCY_NEW_TOKENS = 16  # per latency probe: prefill + this many decode steps, both arms
@@ -220,6 +258,7 @@ class ExperimentRunner:
                     total_steps=plan.steps,
                     job_id=self.job.job_id if self.job else None,
                     attempt=self.job.attempt if self.job else 1,
+                    adapter_key=adapter_key(role, loaded, plan, seed),
                 )
                 assert run.id is not None
                 run_ids[seed, role] = run.id
@@ -240,7 +279,20 @@ class ExperimentRunner:
                         )
                         continue
                     results[seed, role] = self._train_and_evaluate(
-                        role, run_ids[seed, role], loaded, plan, base, task, train, evals, seed
+                        role,
+                        run_ids[seed, role],
+                        loaded,
+                        plan,
+                        base,
+                        task,
+                        train,
+                        evals,
+                        seed,
+                        warm_start=(
+                            results[seed, "baseline"].adapter_path
+                            if role == "variant" and spec.bem_config.warm_starts_from_baseline
+                            else None
+                        ),
                     )
                     if seed != first:
                         results[seed, role].model = None  # only the first seed's are timed
@@ -300,6 +352,8 @@ class ExperimentRunner:
             kv_hit_rate=kv["variant"].hit_rate,
             kv_hit_rate_baseline=kv["baseline"].hit_rate,
             pregen_ms=pregen[1],
+            variant_stats=v.variant_stats,
+            baseline_stats=b.variant_stats,
             memory_ratio=(
                 memory["variant"].peak_bytes / memory["baseline"].peak_bytes
                 if memory["baseline"].peak_bytes
@@ -401,11 +455,20 @@ class ExperimentRunner:
         train: list[TaskExample],
         evals: list[TaskExample],
         seed: int,
+        warm_start: Path | None = None,
     ) -> RoleResult:
         spec = loaded.spec
         queries.mark_run_running(self.store, run_id)
         model = self._build(role, loaded, base, seed)
         total, trainable = model.parameter_counts()
+        source = None
+        if role == "baseline" and spec.bem_config.baseline_variant_config() is not None:
+            # AR1's baseline is AR0: an identical AR0 arm trained before is taken, not retrained
+            source = queries.finished_run_with_adapter_key(
+                self.store, adapter_key(role, loaded, plan, seed)
+            )
+        if warm_start is not None:
+            model.load_trainable_state_dict(_load_adapter(warm_start))
         tplan = TrainPlan(
             steps=plan.steps,
             batch_size=plan.batch_size,
@@ -415,9 +478,14 @@ class ExperimentRunner:
             weight_decay=spec.training.weight_decay,
             seed=seed,
             max_length=spec.model.max_length,
+            max_new_tokens=spec.data.max_new_tokens,
+            quick=self.options.quick,
         )
+        n_steps = model.training_steps(tplan) if hasattr(model, "training_steps") else plan.steps
+        if n_steps != plan.steps:
+            queries.update_run(self.store, run_id, total_steps=n_steps)
         phase = self.progress.phase(
-            f"{spec.experiment_name}: train {role} (seed {seed})", plan.steps
+            f"{spec.experiment_name}: train {role} (seed {seed})", 0 if source else n_steps
         )
 
         steps = StepWriter(self.store, run_id)
@@ -428,7 +496,18 @@ class ExperimentRunner:
 
         try:
             train_arm = getattr(model, "train_arm", None)  # staged training (the router)
-            if train_arm is not None:
+            if source is not None:
+                assert source.adapter_path is not None
+                model.load_trainable_state_dict(_load_adapter(Path(source.adapter_path)))
+                model.eval()
+                queries.update_run(
+                    self.store, run_id, adapter_source_run_id=source.id, total_steps=0
+                )
+                self.progress.log(
+                    f"{spec.experiment_name} {role}: adapter taken from run {source.id} "
+                    f"(trained identically before), not retrained"
+                )
+            elif train_arm is not None:
                 train_arm(
                     base.tokenizer, task, train, tplan, self.device, on_step, self.progress.log
                 )
@@ -473,6 +552,7 @@ class ExperimentRunner:
             on_example=lambda i: phase.advance(1),
         )
         phase.done()
+        variant_stats = self._variant_statistics(model, base, task, evals, out, plan, loaded)
         queries.record_evaluation(self.store, run_id, out.scores, out.predictions)
         queries.update_run(
             self.store,
@@ -481,6 +561,7 @@ class ExperimentRunner:
             params_trainable=trainable,
             flops_per_token=flops,
             adapter_path=str(adapter_path),
+            variant_stats_json=json.dumps(variant_stats) if variant_stats is not None else None,
         )
         queries.mark_run_finished(self.store, run_id, "succeeded")
         return RoleResult(
@@ -492,7 +573,40 @@ class ExperimentRunner:
             flops,
             adapter_path,
             out.corpus_stats,
+            variant_stats,
         )
+
+    def _variant_statistics(
+        self,
+        model,
+        base: BaseModel,
+        task: Task,
+        evals: list[TaskExample],
+        out,
+        plan: ExperimentPlan,
+        loaded: LoadedSpec,
+    ) -> dict | None:
+        """What a variant measures about itself after evaluation (the router's plan length,
+        switch rate, projections, overlap, evidence monotonicity); None for the others."""
+        measure = getattr(model, "variant_statistics", None)
+        if measure is None:
+            return None
+        spec = loaded.spec
+        phase = self.progress.phase(f"{spec.experiment_name}: router statistics", 1)
+        predictions = {example_id: text for example_id, text, _, _ in out.predictions}
+        result = measure(
+            base.tokenizer,
+            task,
+            evals,
+            predictions,
+            self.device,
+            max_new_tokens=spec.data.max_new_tokens,
+            max_length=spec.model.max_length,
+            seed=plan.seed,
+        )
+        phase.advance(1)
+        phase.done()
+        return result
 
     def _reload(
         self,
@@ -505,14 +619,12 @@ class ExperimentRunner:
         """An arm finished by an earlier attempt of this job: its adapter, scores and
         measurements come back from the store; corpus statistics are recomputed from the
         stored predictions (they are a deterministic function of them)."""
-        from safetensors.torch import load_file
-
         assert run.id is not None and run.adapter_path is not None
         self.progress.log(
             f"reusing run {run.id} ({run.role}, seed {run.seed}) from attempt {run.attempt}"
         )
         model = self._build(run.role, loaded, base, run.seed)
-        model.load_trainable_state_dict(load_file(run.adapter_path))
+        model.load_trainable_state_dict(_load_adapter(Path(run.adapter_path)))
         scores = queries.example_scores(self.store, run.id)  # metric -> example -> value
         by_example: dict[str, dict[str, float]] = {}
         for metric, values in scores.items():
@@ -538,6 +650,7 @@ class ExperimentRunner:
             run.flops_per_token or 0.0,
             Path(run.adapter_path),
             corpus,
+            json.loads(run.variant_stats_json) if run.variant_stats_json else None,
         )
 
     def _save_adapter(self, run_id: int, model: torch.nn.Module) -> Path:

@@ -31,6 +31,8 @@ class TrainPlan:
     weight_decay: float
     seed: int
     max_length: int
+    max_new_tokens: int = 0  # generation budget, for training that generates (AR1 rollouts)
+    quick: bool = False  # a --quick smoke run: staged training may shorten its own stages
 
 
 class TrainingDiverged(RuntimeError):

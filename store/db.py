@@ -27,7 +27,7 @@ from sqlmodel import Session
 
 from bemctl.errors import BemctlError
 
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Execution option read by the "begin" hook: which BEGIN flavour a connection emits.
@@ -76,9 +76,7 @@ class Store:
         self._write_engine = (
             self._engine
             if readonly
-            else self._create_engine(single=True).execution_options(
-                **{_BEGIN_MODE: "IMMEDIATE"}
-            )
+            else self._create_engine(single=True).execution_options(**{_BEGIN_MODE: "IMMEDIATE"})
         )
         try:
             self._ensure_schema()

@@ -145,6 +145,9 @@ class Run(SQLModel, table=True):
     kv_hit_rate: float | None = None  # schema 0003: cached K/V entries still valid
     job_id: int | None = Field(default=None, foreign_key="job.id", index=True)  # schema 0004
     attempt: int = 1  # schema 0004: which attempt of its job created this run
+    adapter_key: str | None = Field(default=None, index=True)  # schema 0005: what trained it
+    adapter_source_run_id: int | None = None  # schema 0005: adapter taken from this run
+    variant_stats_json: str | None = None  # schema 0005: the variant's own measurements
 
 
 class StepMetric(SQLModel, table=True):

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert
@@ -69,6 +70,7 @@ def create_run(
     total_steps: int,
     job_id: int | None = None,
     attempt: int = 1,
+    adapter_key: str | None = None,
 ) -> Run:
     """A queued run owned by this process (pid/hostname let a later process reap it)."""
     if role not in RUN_ROLES:
@@ -84,6 +86,7 @@ def create_run(
         total_steps=total_steps,
         job_id=job_id,
         attempt=attempt,
+        adapter_key=adapter_key,
         pid=os.getpid(),
         hostname=socket.gethostname(),
     )
@@ -160,9 +163,7 @@ def record_steps(
             raise LookupError(f"run {run_id} does not exist")
 
 
-_INSERT_STEPS = (
-    "INSERT INTO step_metric (run_id, step, loss, lr, elapsed_s) VALUES (?, ?, ?, ?, ?)"
-)
+_INSERT_STEPS = "INSERT INTO step_metric (run_id, step, loss, lr, elapsed_s) VALUES (?, ?, ?, ?, ?)"
 
 
 def record_evaluation(
@@ -252,6 +253,22 @@ def finished_run_of_job(store: Store, job_id: int, role: str, seed: int) -> Run 
             )
             .order_by(col(Run.id).desc())
         ).first()
+
+
+def finished_run_with_adapter_key(store: Store, adapter_key: str) -> Run | None:
+    """The newest succeeded run whose adapter was trained exactly as `adapter_key` says,
+    with its adapter file still on disk (AR1 takes AR0's arm from it)."""
+    with store.read_session() as session:
+        runs = session.exec(
+            select(Run)
+            .where(
+                Run.adapter_key == adapter_key,
+                Run.status == "succeeded",
+                col(Run.adapter_path).is_not(None),
+            )
+            .order_by(col(Run.id).desc())
+        ).all()
+    return next((r for r in runs if Path(r.adapter_path or "").is_file()), None)
 
 
 def get_experiment(store: Store, experiment_id: int) -> Experiment | None:

@@ -17,6 +17,8 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bemctl.reports.router_summary import router_rows
+
 Curves = Mapping[int, Sequence[tuple[int, float]]]
 
 # The default style, whatever the user's matplotlibrc says, so the same data draws the
@@ -123,7 +125,17 @@ def _experiment(index: int, r: dict[str, Any], curves: Curves) -> list[str]:
         out.append('<p class="muted">no loss curve recorded for either run</p>')
     else:
         out.append(_img(png, f"training loss of {r['experiment_id']}: baseline vs variant"))
-    out += ["<h3>Cost</h3>", *_budget_table(r), "<h3>Gates</h3>", *_gate_table(r["gates"])]
+    out += ["<h3>Cost</h3>", *_budget_table(r)]
+    router = router_rows(r)
+    if router:
+        out.append("<h3>Router</h3>")
+        out.append("<table><tr><th>router</th><th>baseline</th><th>variant</th></tr>")
+        out += [
+            f"<tr><td>{escape(label)}</td><td>{escape(base)}</td><td>{escape(var)}</td></tr>"
+            for label, base, var in router
+        ]
+        out.append("</table>")
+    out += ["<h3>Gates</h3>", *_gate_table(r["gates"])]
     out.append("</section>")
     return out
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bemctl.reports.router_summary import router_rows
+
 
 def _num(value: Any, fmt: str = ".4f") -> str:
     if value is None:
@@ -116,6 +118,20 @@ def _experiment(r: dict[str, Any]) -> list[str]:
         f"{_bytes(v['peak_memory_bytes'])} | {_num(budget['memory_ratio'])} |",
         f"| GPU memory used (NVML) | {_bytes(b['gpu_memory_used_bytes'])} | "
         f"{_bytes(v['gpu_memory_used_bytes'])} | |",
+    ]
+    router = router_rows(r)
+    if router:
+        out += ["", "| router | baseline | variant |", "|---|---|---|"]
+        out += [f"| {label} | {base} | {var} |" for label, base, var in router]
+    for role in ("baseline", "variant"):
+        source = r[f"{role}_metrics"].get("adapter_source_run_id")
+        if source is not None:
+            out += [
+                "",
+                f"The {role}'s adapter was taken from run {source} (trained "
+                f"identically before), not retrained.",
+            ]
+    out += [
         "",
         "| gate | metric | observed | threshold | result |",
         "|---|---|---|---|---|",

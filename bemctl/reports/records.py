@@ -13,7 +13,7 @@ from typing import Any
 from store import queries
 from store.db import Store
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: router measurements, adapter provenance
 
 
 def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
@@ -30,12 +30,19 @@ def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
         memory_kind=run.memory_kind,
         gpu_memory_used_bytes=run.gpu_memory_used_bytes,
         gpu_utilization=run.gpu_utilization,
+        router=_router(run),
+        adapter_source_run_id=run.adapter_source_run_id,
         run_id=run.id,
         seed=run.seed,
         device=run.device,
         quick=run.quick,
     )
     return metrics
+
+
+def _router(run) -> dict[str, Any] | None:
+    stats = json.loads(run.variant_stats_json) if run.variant_stats_json else None
+    return stats if stats and stats.get("router") else None
 
 
 def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:

@@ -1,8 +1,14 @@
-"""Training one router arm inside an experiment run: experts, then oracle traces, then AR0.
+"""Training one router arm inside an experiment run.
 
 The runner trains every other arm with `engine.training.train_adapter`; the router needs
-stages (issue 7), so RouterModel.train_arm routes here. The expert stage gets the run's step
-budget and streams its losses like any arm; the oracle and behavioural cloning follow.
+stages (issue 7), so RouterModel.train_arm routes here.
+
+- AR0 (`train_router_arm`): experts, then oracle traces, then behavioural cloning. The expert
+  stage gets the run's step budget and streams its losses like any arm.
+- AR1 (`train_pg_arm`): the runner has loaded the trained AR0 arm (experts and policy) into
+  the model first (`warm_starts_from_baseline`); only the policy and value networks then
+  learn, by policy gradient rounds on rollouts of the training examples. A round's step row
+  records loss = -(mean episode reward), so the curve falls as the reward rises.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from bemctl.errors import BemctlError
 from engine.models.tokenizer import TextTokenizer
 from engine.router.experts import train_experts
 from engine.router.oracle import oracle_traces, train_bc
+from engine.router.pg import RoundStats, train_pg
 from engine.tasks.base import Task, TaskExample
 from engine.training import TrainPlan
 
@@ -22,6 +29,14 @@ ORACLE_EXAMPLES = 256  # traces from this many training examples (K passes per c
 BC_STEPS = 500
 BC_LR = 1e-2
 ORTHOGONALITY_WEIGHT = 0.1
+QUICK_PG_FRACTION = 0.25  # --quick runs this share of the configured AR1 rounds
+
+
+def pg_rounds(config, plan: TrainPlan) -> int:
+    """AR1's round count for this run (the step total its progress and curve show)."""
+    if plan.quick:
+        return max(2, round(config.pg_rounds * QUICK_PG_FRACTION))
+    return config.pg_rounds
 
 
 def train_router_arm(
@@ -55,7 +70,71 @@ def train_router_arm(
     say(f"experts trained: mean off-diagonal overlap {experts.mean_off_diagonal_overlap:.3f}")
     traces = oracle_traces(model, tokenizer, task, train[:ORACLE_EXAMPLES], device, plan.max_length)
     bc = train_bc(model, traces.states, traces.actions, BC_STEPS, BC_LR, plan.seed)
-    say(f"AR0 behavioural cloning: expert-head accuracy {bc.accuracy['expert']:.3f} on "
-        f"{len(traces.states)} oracle decisions")
+    say(
+        f"AR0 behavioural cloning: expert-head accuracy {bc.accuracy['expert']:.3f} on "
+        f"{len(traces.states)} oracle decisions"
+    )
     model.eval()
     return experts.final_loss
+
+
+def train_pg_arm(
+    model,
+    tokenizer: TextTokenizer,
+    task: Task,
+    train: Sequence[TaskExample],
+    plan: TrainPlan,
+    device: torch.device,
+    on_step: Callable[[int, float, float, float], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> float:
+    """AR1 rounds from the AR0 state already loaded; returns the last round's loss
+    (-(mean reward)). Experts stay frozen: AR1 changes the routing, not the adapters."""
+    import time
+
+    if plan.max_new_tokens < 1:
+        raise BemctlError("AR1 rollouts need data.max_new_tokens >= 1")
+    config = model.config
+    say = log or (lambda message: None)
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    for parameter in [*model.policy.parameters(), *model.value.parameters()]:
+        parameter.requires_grad_(True)
+    started = time.perf_counter()
+    last = {"loss": float("nan")}
+
+    def on_round(row: RoundStats) -> None:
+        last["loss"] = -row.mean_reward
+        if on_step is not None:
+            on_step(row.round, -row.mean_reward, config.pg_lr, time.perf_counter() - started)
+        verdict = "accepted" if row.accepted else f"rejected ({row.reason})"
+        say(
+            f"AR1 round {row.round}: reward {row.mean_reward:.3f} "
+            f"(format {row.format_validity:.2f}, EM {row.exact_match:.2f}), KL {row.kl:.4f} "
+            f"{verdict}, plan length {row.plan_length:.2f}, switch rate {row.switch_rate:.2f}"
+        )
+
+    try:
+        rounds = train_pg(
+            model,
+            tokenizer,
+            task,
+            train,
+            device,
+            rounds=pg_rounds(config, plan),
+            kl_bound=config.trust_region_kl,
+            lr=config.pg_lr,
+            seed=plan.seed,
+            max_new_tokens=plan.max_new_tokens,
+            max_length=plan.max_length,
+            batch_size=config.pg_batch_size,
+            on_round=on_round,
+        )
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+    accepted = sum(r.accepted for r in rounds)
+    say(f"AR1: {accepted}/{len(rounds)} policy updates accepted within KL {config.trust_region_kl}")
+    model.eval()
+    return last["loss"]

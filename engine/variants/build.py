@@ -22,10 +22,17 @@ from engine.variants.registry import model_class
 def build_adapter_model(
     role: str, config: VariantConfig, base_model: nn.Module, seed: int, where: Path | str
 ) -> AdapterModel:
-    """Copy of the frozen base + this arm's adapter; same seed -> same LoRA initialisation."""
+    """Copy of the frozen base + this arm's adapter; same seed -> same LoRA initialisation.
+
+    A variant whose baseline is another variant (AR1 against AR0) gets that variant's model
+    as its baseline arm; every other baseline is the static LoRA of the same budget.
+    """
     torch.manual_seed(seed)
     model_copy = copy.deepcopy(base_model)
     try:
+        borrowed = config.baseline_variant_config() if role == "baseline" else None
+        if borrowed is not None:
+            return model_class(borrowed.variant)(model_copy, borrowed)
         if role == "baseline":
             from engine.variants.lora.model import StaticLoraModel
 

@@ -32,3 +32,14 @@ class VariantConfig(BaseModel):
         """Rank of the static-LoRA baseline: the variant's own, unless it holds several
         adapters (the router's experts), whose total it must then match."""
         return self.rank_dimension
+
+    def baseline_variant_config(self) -> VariantConfig | None:
+        """The baseline arm when it is another variant rather than a static LoRA (AR1's
+        baseline is AR0); None = the static LoRA of `baseline_rank_dimension`."""
+        return None
+
+    @property
+    def warm_starts_from_baseline(self) -> bool:
+        """True when the variant arm continues training from the trained baseline arm (AR1
+        refines AR0's policy), so the runner loads the baseline's adapter into it first."""
+        return False

@@ -66,8 +66,8 @@ register(
 )
 register(
     RouterPGConfig,
-    None,
-    "AR1: policy-gradient router with a KL trust region (engine: issue 7, in progress)",
+    "engine.variants.router.model:RouterModel",
+    "AR1: AR0's router refined by policy gradient with a KL trust region",
 )
 for _cls in PENDING:
     register(_cls, None, _cls.__doc__ or _name(_cls))

@@ -141,9 +141,9 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
 
 
 def test_unimplemented_variant_exits_2(project: Path, cli) -> None:
-    result = cli("run", "ar1_pg", "--quick")
+    result = cli("run", "ol_shadow", "--quick")
     assert result.code == 2
-    assert "not implemented yet: agentic_router_pg" in result.err
+    assert "not implemented yet: online_shadow" in result.err
     assert "Traceback" not in result.err
 
 

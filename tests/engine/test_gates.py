@@ -2,7 +2,14 @@
 
 from dataclasses import replace
 
-from engine.gates import GateInputs, GatePolicy, MetricEvidence, evaluate_gates, verdict
+from engine.gates import (
+    ROUTER_GATES,
+    GateInputs,
+    GatePolicy,
+    MetricEvidence,
+    evaluate_gates,
+    verdict,
+)
 
 PASSING_INPUTS = GateInputs(
     param_ratio=1.02,
@@ -176,3 +183,45 @@ def test_kv_hit_rate_gate_compares_with_the_baseline() -> None:
     verdict_, reasons = verdict(evaluate_gates(stale, [], policy), ["f1: n=5 < 100"])
     assert verdict_ == "REJECT"  # a cache-invalidating variant is rejected even if underpowered
     assert any(r.startswith("kv_hit_rate") for r in reasons)
+
+
+def _router_stats(plan_length=1.5, switch_rate=0.1, monotone=True, rise=-0.2, margin=0.05):
+    return {
+        "router": True,
+        "n_sequences": 50,
+        "plan_length": plan_length,
+        "switch_rate": switch_rate,
+        "monotonicity": {
+            "n": 50,
+            "means": {"clean": 0.8, "half_shuffled": 0.6, "shuffled": 0.4},
+            "monotone": monotone,
+            "max_rise": rise,
+            "max_rise_margin": margin,
+        },
+    }
+
+
+def test_router_gates_bound_plan_length_switch_rate_and_evidence_monotonicity() -> None:
+    policy = GatePolicy(min_improvement=0.0, alpha=0.05)
+
+    def gates_for(**stats):
+        inputs = replace(PASSING_INPUTS, router=_router_stats(**stats))
+        return _by_name(evaluate_gates(inputs, [], policy))
+
+    ok = gates_for(plan_length=3.0, switch_rate=0.2)  # both bounds inclusive
+    assert all(ok[(name, None)].passed for name in ROUTER_GATES)
+    assert not gates_for(plan_length=3.01)[("plan_length", None)].passed
+    assert not gates_for(switch_rate=0.21)[("switch_rate", None)].passed
+    rises = gates_for(monotone=False, rise=0.3, margin=0.1)[("evidence_monotonicity", None)]
+    assert not rises.passed and rises.observed == 0.3 and rises.threshold == 0.1
+    assert "clean 0.800, half-shuffled 0.600, shuffled 0.400" in rises.detail
+    assert ("plan_length", None) not in _by_name(evaluate_gates(PASSING_INPUTS, [], policy))
+
+
+def test_a_failed_router_gate_rejects_even_when_underpowered() -> None:
+    inputs = replace(PASSING_INPUTS, router=_router_stats(switch_rate=0.5))
+    weak = [MetricEvidence("f1", 0.01, -0.02, 0.4)]
+    gates = evaluate_gates(inputs, weak, GatePolicy(min_improvement=0.005, alpha=0.05))
+    verdict_, reasons = verdict(gates, ["f1: n=60 < 100"])
+    assert verdict_ == "REJECT"  # more data does not make a router switch less
+    assert any(r.startswith("switch_rate") for r in reasons)

@@ -34,5 +34,21 @@ class RouterBCConfig(RouterConfig):
 
 
 class RouterPGConfig(RouterConfig):
+    """AR1: AR0's experts and policy (its baseline arm), refined by policy gradient."""
+
     variant: Literal["agentic_router_pg"] = "agentic_router_pg"
     trust_region_kl: float = Field(0.01, gt=0, description="mean KL bound of one policy update")
+    pg_rounds: int = Field(40, ge=1, description="rollout + update rounds (--quick: a quarter)")
+    pg_batch_size: int = Field(16, ge=2, description="episodes per round")
+    pg_lr: float = Field(0.05, gt=0, description="policy step size before KL backtracking")
+
+    def baseline_variant_config(self) -> RouterBCConfig:
+        shared = self.model_dump(exclude={"variant", *PG_ONLY_FIELDS})
+        return RouterBCConfig(**shared)
+
+    @property
+    def warm_starts_from_baseline(self) -> bool:
+        return True
+
+
+PG_ONLY_FIELDS = ("trust_region_kl", "pg_rounds", "pg_batch_size", "pg_lr")

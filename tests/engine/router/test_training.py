@@ -154,14 +154,19 @@ def test_oracle_picks_the_domain_expert_for_the_answer(pipeline: Pipeline) -> No
     assert sum(agree) / len(agree) >= 0.7, sum(agree) / len(agree)
 
 
-def test_oracle_rows_are_full_rank_span_one_and_unscored_chunks_tie_to_expert_0(
+def test_oracle_rows_are_full_rank_span_one_and_lead_in_chunks_take_the_answer_label(
     pipeline: Pipeline,
 ) -> None:
     traces, model = pipeline.traces, pipeline.model
     full = model.space.indices(full_action(model.space, 0))
     assert torch.equal(traces.actions[:, 1:], torch.tensor(full[1:]).expand(len(traces.actions), 3))
-    assert bool((traces.actions[~traces.scored, 0] == 0).all())
     assert bool((traces.losses[~traces.scored] == 0).all())
+    for i in range(len(pipeline.train)):
+        rows = (traces.example_index == i).nonzero().flatten()
+        first_scored = rows[traces.scored[rows]][0]
+        experts = traces.actions[rows, 0]
+        # every chunk up to the first scored one carries its label: no switch before it
+        assert bool((experts[: int(first_scored - rows[0]) + 1] == experts[0]).all())
     # one row per chunk of prompt + target + EOS
     for i, example in enumerate(pipeline.train[:5]):
         n_tokens = len(example.prompt) + len(TASK.target(example)) + 1
