@@ -157,6 +157,9 @@ def load_data(
     return task, train, evals
 
 
+ADAPTER_KEY_VERSION = 1  # bump when code changes make older adapters of the same key differ
+
+
 def adapter_key(role: str, loaded: LoadedSpec, plan: ExperimentPlan, seed: int) -> str:
     """Fingerprint of everything that determines an arm's trained adapter: the arm's own
     config (a borrowed baseline's, e.g. AR0 inside ar1_pg, is the same as in ar0_bc), the
@@ -173,6 +176,7 @@ def adapter_key(role: str, loaded: LoadedSpec, plan: ExperimentPlan, seed: int) 
     else:
         arm = config.model_dump(mode="json")
     payload = {
+        "version": ADAPTER_KEY_VERSION,
         "arm": arm,
         "base_model": spec.model.model_dump(mode="json"),
         "data": spec.data.model_dump(mode="json"),

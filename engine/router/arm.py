@@ -20,7 +20,7 @@ import torch
 from bemctl.errors import BemctlError
 from engine.models.tokenizer import TextTokenizer
 from engine.router.experts import train_experts
-from engine.router.oracle import oracle_traces, train_bc
+from engine.router.oracle import oracle_traces, train_bc, with_any_previous_action
 from engine.router.pg import RoundStats, train_pg
 from engine.tasks.base import Task, TaskExample
 from engine.training import TrainPlan
@@ -69,10 +69,11 @@ def train_router_arm(
     )
     say(f"experts trained: mean off-diagonal overlap {experts.mean_off_diagonal_overlap:.3f}")
     traces = oracle_traces(model, tokenizer, task, train[:ORACLE_EXAMPLES], device, plan.max_length)
-    bc = train_bc(model, traces.states, traces.actions, BC_STEPS, BC_LR, plan.seed)
+    states, actions = with_any_previous_action(model, traces)
+    bc = train_bc(model, states, actions, BC_STEPS, BC_LR, plan.seed)
     say(
         f"AR0 behavioural cloning: expert-head accuracy {bc.accuracy['expert']:.3f} on "
-        f"{len(traces.states)} oracle decisions"
+        f"{len(traces.states)} oracle decisions ({len(states)} rows with every previous expert)"
     )
     model.eval()
     return experts.final_loss

@@ -309,3 +309,21 @@ def test_train_pg_rounds_are_seeded_and_within_the_gates(pipeline: Pipeline) -> 
         assert 0.0 <= row.mean_reward <= 2.0
         assert row.kl <= 0.01 or not row.accepted
         assert row.plan_length <= 3 and row.n_decisions >= 4
+
+
+def test_bc_rows_repeat_later_decisions_with_every_previous_expert(pipeline: Pipeline) -> None:
+    from engine.router.oracle import with_any_previous_action
+
+    traces, model = pipeline.traces, pipeline.model
+    states, actions = with_any_previous_action(model, traces)
+    later = traces.chunk >= 1
+    k, n_later = model.config.n_experts, int(later.sum())
+    assert states.shape[0] == len(traces.states) + k * n_later
+    assert torch.equal(states[: len(traces.states)], traces.states)
+    prefix = model.state_dim - model.space.one_hot_dim
+    for e in range(k):
+        block = slice(len(traces.states) + e * n_later, len(traces.states) + (e + 1) * n_later)
+        assert torch.equal(states[block, :prefix], traces.states[later, :prefix])
+        assert torch.equal(actions[block], traces.actions[later])  # same label
+        expected = model.space.one_hot(full_action(model.space, e))
+        assert bool((states[block, prefix:] == expected).all())
