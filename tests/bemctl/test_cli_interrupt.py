@@ -100,6 +100,9 @@ def test_sigint_to_a_real_process(project: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a suite started in the background (`cmd &` without job control) inherits SIGINT
+        # ignored, and so would this child: its Ctrl-C would never arrive
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     db = _db(project)
