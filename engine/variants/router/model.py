@@ -21,7 +21,6 @@ scaled by min(1, tau/‖ΔW‖_F): direction kept, norm bounded; projections are
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -374,12 +373,6 @@ class RouterModel(AdapterModel):
         state = layer.__dict__
         state["folded_v"] = folded_v
         state["mask"] = mask
-
-    def plan_statistics(self, plans: Sequence[SequencePlan]) -> dict[str, float]:
-        """Mean plan length and switch rate across chunk boundaries (router gates)."""
-        from engine.router.plan import mean_plan_length, switch_rate
-
-        return {"plan_length": mean_plan_length(plans), "switch_rate": switch_rate(plans)}
 
     def action_factors(self, action: Action, layer_name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(U, V) of one action's composition on one layer before the trust region: the
