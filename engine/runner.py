@@ -485,12 +485,15 @@ class ExperimentRunner:
             max_new_tokens=spec.data.max_new_tokens,
             quick=self.options.quick,
         )
-        n_steps = model.training_steps(tplan) if hasattr(model, "training_steps") else plan.steps
+        if source is not None:
+            n_steps = 0  # nothing to train: the adapter comes from `source`
+        elif hasattr(model, "training_steps"):
+            n_steps = model.training_steps(tplan)
+        else:
+            n_steps = plan.steps
         if n_steps != plan.steps:
             queries.update_run(self.store, run_id, total_steps=n_steps)
-        phase = self.progress.phase(
-            f"{spec.experiment_name}: train {role} (seed {seed})", 0 if source else n_steps
-        )
+        phase = self.progress.phase(f"{spec.experiment_name}: train {role} (seed {seed})", n_steps)
 
         steps = StepWriter(self.store, run_id)
 
@@ -504,9 +507,7 @@ class ExperimentRunner:
                 assert source.adapter_path is not None
                 model.load_trainable_state_dict(_load_adapter(Path(source.adapter_path)))
                 model.eval()
-                queries.update_run(
-                    self.store, run_id, adapter_source_run_id=source.id, total_steps=0
-                )
+                queries.update_run(self.store, run_id, adapter_source_run_id=source.id)
                 self.progress.log(
                     f"{spec.experiment_name} {role}: adapter taken from run {source.id} "
                     f"(trained identically before), not retrained"

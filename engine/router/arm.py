@@ -13,6 +13,7 @@ stages (issue 7), so RouterModel.train_arm routes here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -114,23 +115,15 @@ def train_pg_arm(
     log: Callable[[str], None] | None = None,
 ) -> float:
     """AR1 rounds from the AR0 state already loaded; returns the last round's loss
-    (-(mean reward)). Experts stay frozen: AR1 changes the routing, not the adapters."""
-    import time
-
+    (-(mean reward)). The experts stay as AR0 left them: rollouts run without gradients and
+    the updates only step the policy's and the value network's parameters."""
     if plan.max_new_tokens < 1:
         raise BemctlError("AR1 rollouts need data.max_new_tokens >= 1")
     config = model.config
     say = log or (lambda message: None)
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    for parameter in frozen:
-        parameter.requires_grad_(False)
-    for parameter in [*model.policy.parameters(), *model.value.parameters()]:
-        parameter.requires_grad_(True)
     started = time.perf_counter()
-    last = {"loss": float("nan")}
 
     def on_round(row: RoundStats) -> None:
-        last["loss"] = -row.mean_reward
         if on_step is not None:
             on_step(row.round, -row.mean_reward, config.pg_lr, time.perf_counter() - started)
         verdict = "accepted" if row.accepted else f"rejected ({row.reason})"
@@ -140,26 +133,22 @@ def train_pg_arm(
             f"{verdict}, plan length {row.plan_length:.2f}, switch rate {row.switch_rate:.2f}"
         )
 
-    try:
-        rounds = train_pg(
-            model,
-            tokenizer,
-            task,
-            train,
-            device,
-            rounds=pg_rounds(config, plan),
-            kl_bound=config.trust_region_kl,
-            lr=config.pg_lr,
-            seed=plan.seed,
-            max_new_tokens=plan.max_new_tokens,
-            max_length=plan.max_length,
-            batch_size=config.pg_batch_size,
-            on_round=on_round,
-        )
-    finally:
-        for parameter in frozen:
-            parameter.requires_grad_(True)
+    rounds = train_pg(
+        model,
+        tokenizer,
+        task,
+        train,
+        device,
+        rounds=pg_rounds(config, plan),
+        kl_bound=config.trust_region_kl,
+        lr=config.pg_lr,
+        seed=plan.seed,
+        max_new_tokens=plan.max_new_tokens,
+        max_length=plan.max_length,
+        batch_size=config.pg_batch_size,
+        on_round=on_round,
+    )
     accepted = sum(r.accepted for r in rounds)
     say(f"AR1: {accepted}/{len(rounds)} policy updates accepted within KL {config.trust_region_kl}")
     model.eval()
-    return last["loss"]
+    return -rounds[-1].mean_reward
