@@ -27,7 +27,7 @@ from sqlmodel import Session
 
 from bemctl.errors import BemctlError
 
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Execution option read by the "begin" hook: which BEGIN flavour a connection emits.

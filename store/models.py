@@ -94,6 +94,13 @@ class Job(SQLModel, table=True):
     error: str | None = None
     outcome_json: str | None = None  # statistics waiting for the batch decision
     comparison_id: int | None = None  # no foreign key: comparison -> run -> job would cycle
+    # schema 0006: the resolved plan frozen at queue time (engine.plan.ExperimentPlan as JSON)
+    plan_json: str | None = None
+    # schema 0006: progress of the current phase (e.g. pre-training the base model)
+    phase_step: int | None = None
+    phase_total: int | None = None
+    phase_detail: str | None = None
+    phase_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Event(SQLModel, table=True):
@@ -148,6 +155,12 @@ class Run(SQLModel, table=True):
     adapter_key: str | None = Field(default=None, index=True)  # schema 0005: what trained it
     adapter_source_run_id: int | None = None  # schema 0005: adapter taken from this run
     variant_stats_json: str | None = None  # schema 0005: the variant's own measurements
+    plan_json: str | None = None  # schema 0006: the plan this arm was trained/evaluated under
+    tensor_peak_train_bytes: int | None = None  # schema 0006: peak tensor memory, train step
+    tensor_peak_generate_bytes: int | None = None  # schema 0006: peak tensor memory, generation
+    rss_peak_bytes: int | None = None  # schema 0006: process peak RSS (context, not gated)
+    latency_samples_json: str | None = None  # schema 0006: interleaved latency rounds, ms
+    load_json: str | None = None  # schema 0006: machine load while measuring
 
 
 class StepMetric(SQLModel, table=True):
@@ -175,6 +188,7 @@ class ExampleScore(SQLModel, table=True):
     example_id: str
     metric: str
     value: float
+    position: int | None = None  # schema 0006: index in the evaluation set (pairing order)
 
 
 class Prediction(SQLModel, table=True):
@@ -213,6 +227,9 @@ class Comparison(SQLModel, table=True):
     seed: int
     seeds_json: str | None = None  # JSON list of every training seed (schema 0002)
     underpowered_json: str | None = None  # JSON list of underpowered reasons (schema 0002)
+    latency_ratio_low: float | None = None  # schema 0006: interval of the p50 latency ratio
+    latency_ratio_high: float | None = None
+    costs_json: str | None = None  # schema 0006: cost measurement details (rounds, load, memory)
 
 
 class StatResult(SQLModel, table=True):
@@ -257,6 +274,7 @@ class StatResult(SQLModel, table=True):
     n_seeds: int = 1
     seed_diff_mean: float | None = None
     seed_diff_sd: float | None = None
+    identical_to: str | None = None  # schema 0006: metric with identical differences
 
 
 class GateDecision(SQLModel, table=True):
@@ -273,3 +291,4 @@ class GateDecision(SQLModel, table=True):
     threshold: float | None = None
     comparator: str
     detail: str
+    outcome: str | None = None  # schema 0006: pass / fail / inconclusive

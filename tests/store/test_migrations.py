@@ -63,4 +63,4 @@ def test_revisions_form_one_linear_chain_ending_at_head() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     revisions = list(script.walk_revisions())
     assert script.get_heads() == [SCHEMA_HEAD]
-    assert [r.revision for r in reversed(revisions)] == ["0001", "0002", "0003", "0004", "0005"]
+    assert [r.revision for r in reversed(revisions)] == [f"{i:04d}" for i in range(1, 7)]
