@@ -161,6 +161,7 @@ class Run(SQLModel, table=True):
     rss_peak_bytes: int | None = None  # schema 0006: process peak RSS (context, not gated)
     latency_samples_json: str | None = None  # schema 0006: interleaved latency rounds, ms
     load_json: str | None = None  # schema 0006: machine load while measuring
+    curve_quantity: str | None = None  # schema 0006: what step rows measure (None: LM loss)
 
 
 class StepMetric(SQLModel, table=True):

@@ -129,7 +129,9 @@ class BemctlApp(App[None]):
     ) -> None:
         self._polling = False
         self.snapshot, self.store_problem = snapshot, problem
-        if isinstance(screen, LiveScreen) and screen.is_attached:
+        # A screen is attached before its composed children are mounted; showing data then
+        # would query widgets that do not exist yet. Its own on_mount polls again.
+        if isinstance(screen, LiveScreen) and screen.is_attached and screen.is_mounted:
             shown = screen.show(data)
             if inspect.isawaitable(shown):
                 await shown

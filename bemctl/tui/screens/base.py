@@ -49,6 +49,9 @@ class LiveScreen(Screen[None]):
         for line in self.query(StatusLine):
             line.update(text)
 
+    def on_mount(self) -> None:
+        self.bemctl.poll()  # a refresh delivered before the widgets existed was skipped
+
     def on_screen_resume(self) -> None:
         self.bemctl.poll()  # show fresh data at once, not a tick later
 

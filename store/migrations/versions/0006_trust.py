@@ -14,7 +14,9 @@ Create Date: 2026-11-30
   allocates in a training step and in generation (what the memory gate compares);
   `rss_peak_bytes`: the process's peak RSS, kept as context. `latency_samples_json`: the
   interleaved latency rounds (ms), so the latency ratio's interval can be recomputed;
-  `load_json`: machine load while measuring (load average, CPU steal).
+  `load_json`: machine load while measuring (load average, CPU steal). `curve_quantity`: what
+  the run's step rows measure (the language-model loss, or e.g. AR1's -mean reward), so
+  curves of different quantities are never drawn on one axis.
 - `comparison.latency_ratio_low`, `latency_ratio_high`: the interval of the p50 latency ratio;
   `costs_json`: the cost measurements' details (rounds, load, memory by phase).
 - `gate_decision.outcome`: pass / fail / inconclusive (a cost gate whose interval straddles
@@ -49,6 +51,7 @@ _COLUMNS: list[tuple[str, str, sa.types.TypeEngine]] = [
     ("run", "rss_peak_bytes", sa.Integer()),
     ("run", "latency_samples_json", sa.String()),
     ("run", "load_json", sa.String()),
+    ("run", "curve_quantity", sa.String()),
     ("comparison", "latency_ratio_low", sa.Float()),
     ("comparison", "latency_ratio_high", sa.Float()),
     ("comparison", "costs_json", sa.String()),
