@@ -129,9 +129,11 @@ class BemctlApp(App[None]):
     ) -> None:
         self._polling = False
         self.snapshot, self.store_problem = snapshot, problem
-        # A screen is attached before its composed children are mounted; showing data then
-        # would query widgets that do not exist yet. Its own on_mount polls again.
-        if isinstance(screen, LiveScreen) and screen.is_attached and screen.is_mounted:
+        # A screen is attached before its composed children are mounted, and while the app
+        # shuts down its children are removed before it: showing data then would query
+        # widgets that do not exist. A screen's own on_mount polls again.
+        showable = self.is_running and screen.is_attached and screen.is_mounted
+        if isinstance(screen, LiveScreen) and showable:
             shown = screen.show(data)
             if inspect.isawaitable(shown):
                 await shown
