@@ -247,23 +247,46 @@ def worker(
 
     from bemctl.progress_view import RichProgress
     from engine.queue.worker import Worker
+    from store import jobs
 
     def _terminate(signum, frame):  # the console stops its worker with SIGTERM
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _terminate)
-    settings = _settings()
-    with _open_store(settings) as store, RichProgress(err) as progress:
-        w = Worker(settings, store, progress, say=_say)
-        _say(f"worker {w.identity.id} on {settings.store_path}")
-        try:
-            done = w.run(once=once, max_jobs=max_jobs)
-        except KeyboardInterrupt:
-            # Worker.execute has released the job (on_interrupt="release"): nothing is
-            # cancelled, the next worker resumes it.
-            raise Interrupted(
-                "worker stopped: the job it was running (if any) is back in the queue"
-            ) from None
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        settings = _settings()
+        with _open_store(settings) as store, RichProgress(err) as progress:
+            w = Worker(settings, store, progress, say=_say)
+            held: list[Any] = []  # the job being executed, to say what became of it
+            execute = w.execute
+
+            def tracked(job):
+                held[:] = [job]
+                result = execute(job)
+                held.clear()
+                return result
+
+            w.execute = tracked  # type: ignore[method-assign]
+            _say(f"worker {w.identity.id} on {settings.store_path}")
+            try:
+                done = w.run(once=once, max_jobs=max_jobs)
+            except KeyboardInterrupt:
+                if not held:
+                    raise Interrupted("worker stopped; it held no job") from None
+                # Worker.execute has released the job (on_interrupt="release"): nothing
+                # was cancelled unless a cancel was already pending.
+                job = jobs.get_job(store, held[0].id)
+                fate = {
+                    "queued": "is back in the queue (the next worker resumes it)",
+                    "cancelled": "was cancelled (a cancel had been requested)",
+                    "running": "is still marked running; the next worker takes it over "
+                    f"once its lease lapses ({settings.worker.lease_s:g} s)",
+                }.get(job.status if job else "", f"is {job.status if job else 'gone'}")
+                raise Interrupted(
+                    f"worker stopped: job {held[0].id} ({held[0].experiment_name}) {fate}"
+                ) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _say(f"worker done: {done} job(s)")
 
 
@@ -332,7 +355,11 @@ def retry(
                 )
                 raise BemctlError(f"{what}: no such queued run in {settings.store_path}{hint}")
         if job.status in ("queued", "running"):
-            raise BemctlError(f"{what}: job {job.id} is still {job.status}; cancel it first")
+            raise BemctlError(
+                f"{what}: "
+                + ("it is" if by_job else f"its job {job.id} is")
+                + f" still {job.status}; cancel it first"
+            )
         assert job.id is not None
         batch_id, new = jobs.retry_job(store, job.id)
     out.print(
