@@ -680,9 +680,9 @@ def _class_names(exc: BaseException) -> set[str]:
 def _click_exception_types() -> tuple[type[BaseException], ...]:
     """Click's exception base classes, wherever this Typer gets Click from.
 
-    Typer >= 0.20 raises from its own bundled copy (typer._click), older ones from the click
-    package: take the base class from the MRO of what typer exports, plus click's own if it
-    is installed."""
+    Recent Typer releases (0.29 here) raise from their own bundled copy (typer._click),
+    older ones from the click package: take the base class from the MRO of what typer
+    exports, plus click's own if it is installed, never from a private module path."""
     found: list[type[BaseException]] = [
         cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"
     ]
