@@ -2,16 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bemctl.errors import BemctlError
+from bemctl.settings import MAX_SEED
+
+# Ids, priorities and limits end up as SQLite INTEGERs: signed 64-bit.
+SQLITE_INT_MAX = 2**63 - 1
+
+
+class Interrupted(BemctlError):
+    """Ctrl-C or SIGTERM, after the command has put the store in order: the message says
+    what became of its work (printed as is, exit 130)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=130)
+
+
+class StdoutError(BemctlError):
+    """Standard output cannot be written (a full disk, /dev/full, a closed pipe)."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(f"cannot write to standard output: {exc.strerror}", exit_code=1)
+        self.errno = exc.errno
+
+
+class _Stdout:
+    """sys.stdout as found at each call (tests swap it), whose write errors become one
+    StdoutError for `main` instead of a traceback from deep inside Rich."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stdout.write(text)
+        except OSError as exc:
+            raise StdoutError(exc) from None
+
+    def flush(self) -> None:
+        try:
+            sys.stdout.flush()
+        except OSError as exc:
+            raise StdoutError(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys.stdout, name)
+
 
 app = typer.Typer(
     add_completion=False,
@@ -19,7 +63,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Run adapter (BEM) experiments against their baseline and decide with statistics.",
 )
-out = Console(width=None if sys.stdout.isatty() else 140)
+_stdout = _Stdout()
+out = Console(file=_stdout, width=None if sys.stdout.isatty() else 140)  # type: ignore[arg-type]
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 _state: dict[str, Path | None] = {"config": None}
 
@@ -82,7 +127,10 @@ def _run_options(
 
 ExperimentsArg = Annotated[list[str], typer.Argument(help="experiment ids or spec files")]
 QuickOpt = Annotated[bool, typer.Option("--quick", help="small sizes from bemctl.toml [quick]")]
-SeedOpt = Annotated[int | None, typer.Option(help="seed for data, init and bootstrap")]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option(min=0, max=MAX_SEED, help=f"seed for data, init and bootstrap (0..{MAX_SEED})"),
+]
 BootstrapOpt = Annotated[int | None, typer.Option(min=100, help="BCa resamples")]
 FdrOpt = Annotated[float | None, typer.Option(help="BH-FDR level, in (0, 1)")]
 PowerOpt = Annotated[
@@ -90,7 +138,13 @@ PowerOpt = Annotated[
     typer.Option(help="target power, in (0, 1): report the n each metric would need"),
 ]
 BudgetOpt = Annotated[float | None, typer.Option(help="param/FLOP parity ±, in [0, 1)")]
-PriorityOpt = Annotated[int, typer.Option(help="higher runs first (default 0)")]
+PriorityOpt = Annotated[
+    int,
+    typer.Option(min=-SQLITE_INT_MAX, max=SQLITE_INT_MAX, help="higher runs first (default 0)"),
+]
+RunIdArg = Annotated[
+    int, typer.Argument(min=1, max=SQLITE_INT_MAX, help="run id from `bemctl list`")
+]
 
 
 def _say(message: str) -> None:
@@ -134,7 +188,10 @@ def run(
                 worker.drain_batch()
             except KeyboardInterrupt:
                 jobs.abandon_batch(store, batch_id, "interrupted by user (Ctrl-C)")
-                raise
+                raise Interrupted(
+                    f"interrupted: batch {batch_id} cancelled (its unfinished runs are marked "
+                    "cancelled); no verdicts written"
+                ) from None
         _, batch_jobs = jobs.batch_state(store, batch_id)
         records = build_records(store, invocation_id=batch_id)
     print_verdicts(out, records)
@@ -181,7 +238,8 @@ def worker(
         bool, typer.Option("--once", help="exit when no work is left instead of waiting")
     ] = False,
     max_jobs: Annotated[
-        int | None, typer.Option("--max-jobs", min=1, help="exit after this many jobs")
+        int | None,
+        typer.Option("--max-jobs", min=1, max=SQLITE_INT_MAX, help="exit after this many jobs"),
     ] = None,
 ) -> None:
     """Claim queued jobs and run them; Ctrl-C (or SIGTERM) hands the current job back."""
@@ -189,20 +247,46 @@ def worker(
 
     from bemctl.progress_view import RichProgress
     from engine.queue.worker import Worker
+    from store import jobs
 
     def _terminate(signum, frame):  # the console stops its worker with SIGTERM
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _terminate)
-    settings = _settings()
-    with _open_store(settings) as store, RichProgress(err) as progress:
-        w = Worker(settings, store, progress, say=_say)
-        _say(f"worker {w.identity.id} on {settings.store_path}")
-        try:
-            done = w.run(once=once, max_jobs=max_jobs)
-        except KeyboardInterrupt:
-            _say("worker stopped; its job (if any) is back in the queue")
-            raise typer.Exit(130) from None
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        settings = _settings()
+        with _open_store(settings) as store, RichProgress(err) as progress:
+            w = Worker(settings, store, progress, say=_say)
+            held: list[Any] = []  # the job being executed, to say what became of it
+            execute = w.execute
+
+            def tracked(job):
+                held[:] = [job]
+                result = execute(job)
+                held.clear()
+                return result
+
+            w.execute = tracked  # type: ignore[method-assign]
+            _say(f"worker {w.identity.id} on {settings.store_path}")
+            try:
+                done = w.run(once=once, max_jobs=max_jobs)
+            except KeyboardInterrupt:
+                if not held:
+                    raise Interrupted("worker stopped; it held no job") from None
+                # Worker.execute has released the job (on_interrupt="release"): nothing
+                # was cancelled unless a cancel was already pending.
+                job = jobs.get_job(store, held[0].id)
+                fate = {
+                    "queued": "is back in the queue (the next worker resumes it)",
+                    "cancelled": "was cancelled (a cancel had been requested)",
+                    "running": "is still marked running; the next worker takes it over "
+                    f"once its lease lapses ({settings.worker.lease_s:g} s)",
+                }.get(job.status if job else "", f"is {job.status if job else 'gone'}")
+                raise Interrupted(
+                    f"worker stopped: job {held[0].id} ({held[0].experiment_name}) {fate}"
+                ) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _say(f"worker done: {done} job(s)")
 
 
@@ -215,6 +299,8 @@ def cancel(
     from store import jobs
 
     settings = _settings()
+    if target.isdigit() and int(target) > SQLITE_INT_MAX:
+        raise BemctlError(f"run {target}: out of range (run ids are at most {SQLITE_INT_MAX})")
     with _open_store(settings) as store:
         if target.isdigit():
             job = jobs.job_for_run(store, int(target))
@@ -235,18 +321,44 @@ def cancel(
 
 
 @app.command()
-def retry(run_id: Annotated[int, typer.Argument(help="a run id of the job to run again")]) -> None:
-    """Queue a failed or cancelled run's job again (same frozen spec and options)."""
+def retry(
+    target_id: Annotated[
+        int,
+        typer.Argument(
+            min=1, max=SQLITE_INT_MAX, metavar="ID", help="a run id; with --job, a job id"
+        ),
+    ],
+    by_job: Annotated[
+        bool,
+        typer.Option(
+            "--job", help="ID is a job id (a job cancelled while queued has no run to name)"
+        ),
+    ] = False,
+) -> None:
+    """Queue a failed or cancelled job again (same frozen spec and options), named by one
+    of its runs or, with --job, by its own id."""
     from store import jobs
 
     settings = _settings()
     with _open_store(settings) as store:
-        job = jobs.job_for_run(store, run_id)
-        if job is None:
-            raise BemctlError(f"run {run_id}: no such queued run in {settings.store_path}")
+        if by_job:
+            job, what = jobs.get_job(store, target_id), f"job {target_id}"
+            if job is None:
+                raise BemctlError(f"{what}: no such job in {settings.store_path}")
+        else:
+            job, what = jobs.job_for_run(store, target_id), f"run {target_id}"
+            if job is None:
+                hint = (
+                    f"; to retry job {target_id}, use --job"
+                    if jobs.get_job(store, target_id) is not None
+                    else ""
+                )
+                raise BemctlError(f"{what}: no such queued run in {settings.store_path}{hint}")
         if job.status in ("queued", "running"):
             raise BemctlError(
-                f"run {run_id}: its job {job.id} is still {job.status}; cancel it first"
+                f"{what}: "
+                + ("it is" if by_job else f"its job {job.id} is")
+                + f" still {job.status}; cancel it first"
             )
         assert job.id is not None
         batch_id, new = jobs.retry_job(store, job.id)
@@ -303,7 +415,11 @@ def _name_mismatch(path: Path) -> list[str]:
 
 
 @app.command("list")
-def list_cmd(limit: Annotated[int, typer.Option(min=1, help="recent runs to show")] = 20) -> None:
+def list_cmd(
+    limit: Annotated[
+        int, typer.Option(min=1, max=SQLITE_INT_MAX, help="recent runs and jobs to show")
+    ] = 20,
+) -> None:
     """Experiments available to run, and the most recent runs in the store."""
     from engine.spec import spec_errors, spec_files
     from engine.variants.registry import get_entry
@@ -366,7 +482,7 @@ def list_cmd(limit: Annotated[int, typer.Option(min=1, help="recent runs to show
 
 
 @app.command()
-def show(run_id: Annotated[int, typer.Argument(help="run id from `bemctl list`")]) -> None:
+def show(run_id: RunIdArg) -> None:
     """Everything recorded about one run."""
     from store import queries
 
@@ -434,7 +550,8 @@ def report(
     else:
         text = render_markdown(records) if format == "md" else json.dumps(records, indent=2) + "\n"
     if output is None:
-        sys.stdout.write(text)
+        _stdout.write(text)
+        _stdout.flush()
         return
     from bemctl.reports.write import write_report
 
@@ -454,10 +571,7 @@ def tui() -> None:
 def doctor() -> None:
     """What this machine gives bemctl: Python, torch, CUDA, Triton and the kernel path, NVML,
     store and base-model cache. Read-only; always exits 0."""
-    import contextlib
     import platform
-    import sqlite3
-    from urllib.parse import quote
 
     import torch
 
@@ -468,7 +582,7 @@ def doctor() -> None:
         cache_key,
         embedded_config_dict,
     )
-    from store.db import SCHEMA_HEAD
+    from store.db import inspect_schema
     from triton_ops import dispatch
 
     settings = _settings()
@@ -476,11 +590,14 @@ def doctor() -> None:
     gpu = f"yes: {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})" if cuda else "no"
     on_gpu = cuda and settings.device != "cpu"
     path = dispatch.kernel_path(settings.kernels, on_gpu)
-    kernels = f"{settings.kernels}: " + {
-        "native": "native (Triton kernels compiled for the GPU)",
-        "interpreted": "interpreted (Triton kernels under TRITON_INTERPRET=1: slow)",
-        "torch": "torch (reference ops)",
-    }[path]
+    kernels = (
+        f"{settings.kernels}: "
+        + {
+            "native": "native (Triton kernels compiled for the GPU)",
+            "interpreted": "interpreted (Triton kernels under TRITON_INTERPRET=1: slow)",
+            "torch": "torch (reference ops)",
+        }[path]
+    )
     problem = dispatch.triton_problem(cuda=on_gpu)
     if settings.kernels == "triton" and problem:
         kernels = f"triton: cannot run here ({problem}); runs stop with an error"
@@ -497,14 +614,10 @@ def doctor() -> None:
     if not store_path.is_file():
         store = f"{store_path}: none yet (the first run creates it)"
     else:
-        try:
-            uri = "file:" + quote(str(store_path.resolve())) + "?mode=ro"
-            with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
-                revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-            state = "up to date" if revision == SCHEMA_HEAD else "a write command upgrades it"
-            store = f"{store_path}: schema {revision}, head {SCHEMA_HEAD} ({state})"
-        except (sqlite3.Error, TypeError) as exc:
-            store = f"{store_path}: not readable as a bemctl store ({exc})"
+        try:  # the same classification the commands apply when they open it
+            store = f"{store_path}: {inspect_schema(store_path).describe()}"
+        except BemctlError as exc:
+            store = str(exc)
     p = settings.pretrain
     plan = PretrainPlan(p.steps, p.batch_size, p.learning_rate, p.corpus_docs)
     entry = settings.cache_dir / f"{EMBEDDED_NAME}-{cache_key(embedded_config_dict(), plan)}"
@@ -528,29 +641,87 @@ def main() -> None:
     """Entry point: user errors become one line on stderr with their exit code."""
     try:
         # Non-standalone typer returns the exit code of typer.Exit (and 130 for Ctrl-C).
-        code = app(standalone_mode=False)
-        if isinstance(code, int) and code:
-            if code == 130:
-                err.print(
-                    "interrupted: unfinished runs were marked cancelled; "
-                    "no partial verdicts written"
-                )
-            sys.exit(code)
+        code = app(standalone_mode=False, prog_name="bemctl")
+        _stdout.flush()  # buffered output fails here, not in the interpreter's exit
+    except Interrupted as exc:
+        _say(str(exc))
+        sys.exit(exc.exit_code)
+    except StdoutError as exc:
+        _abandon_stdout()
+        if exc.errno != errno.EPIPE:  # a reader that stopped reading is not news
+            _say(f"error: {exc}")
+        sys.exit(exc.exit_code)
     except BemctlError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        _say(f"error: {exc}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err.print("interrupted: unfinished runs were marked cancelled; no partial verdicts written")
+        _say("interrupted")
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and friends
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            err.print("aborted")
+    except Exception as exc:
+        if _is_click_exception(exc):
+            _show_click_error(exc)
+            sys.exit(getattr(exc, "exit_code", 2))
+        if _is_abort(exc):  # Click without Typer's KeyboardInterrupt -> Exit(130)
+            _say("interrupted")
             sys.exit(130)
         raise
+    if isinstance(code, int) and code:
+        if code == 130:  # Ctrl-C outside the commands that say what became of their work
+            _say("interrupted")
+        sys.exit(code)
+
+
+def _class_names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def _click_exception_types() -> tuple[type[BaseException], ...]:
+    """Click's exception base classes, wherever this Typer gets Click from.
+
+    Recent Typer releases (0.29 here) raise from their own bundled copy (typer._click),
+    older ones from the click package: take the base class from the MRO of what typer
+    exports, plus click's own if it is installed, never from a private module path."""
+    found: list[type[BaseException]] = [
+        cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"
+    ]
+    with contextlib.suppress(ImportError):
+        import click
+
+        found.append(click.ClickException)
+    return tuple(found)
+
+
+def _is_click_exception(exc: BaseException) -> bool:
+    # By type where we can name it; by name as the fallback for a Click we did not foresee.
+    return isinstance(exc, _click_exception_types()) or "ClickException" in _class_names(exc)
+
+
+def _is_abort(exc: BaseException) -> bool:
+    return isinstance(exc, typer.Abort) or "Abort" in _class_names(exc)
+
+
+def _show_click_error(exc: Exception) -> None:
+    """Usage errors as Click's usage line plus one error line (Click's own show() adds a
+    blank line and a hint paragraph); anything else as one line."""
+    names = _class_names(exc)
+    if "NoArgsIsHelpError" in names:  # plain `bemctl`: the help is the answer
+        if exc.format_message().strip():  # type: ignore[attr-defined]
+            exc.show()  # type: ignore[attr-defined]  # (Typer's rich help is printed already)
+        return
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    if "UsageError" in names and ctx is not None:
+        _say(ctx.get_usage())
+        message += f" (see: {ctx.command_path} --help)"
+    _say(f"error: {message}")
+
+
+def _abandon_stdout() -> None:
+    """Point fd 1 at /dev/null, so the interpreter's final flush of what is still buffered
+    does not fail a second time with a traceback ('Exception ignored ...')."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

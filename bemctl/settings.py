@@ -7,17 +7,60 @@ so that a run started from any sub-directory finds the same store.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from bemctl.errors import BemctlError, format_validation_errors
 
 CONFIG_NAME = "bemctl.toml"
+ENV_PREFIX = "BEMCTL_"
+
+# Seeds go to numpy's default_rng, torch.manual_seed / torch.Generator, Python's random and
+# the store's signed 64-bit INTEGER column, and the engine derives seeds from them (seed + k).
+# 2**32 - 1 is accepted by all of those (it is also the limit of numpy's legacy seeding) and
+# leaves derived seeds far inside SQLite's range.
+MAX_SEED = 2**32 - 1
+
+# A lease must outlive this many heartbeat intervals, so a worker that misses two heartbeats
+# (a slow disk, a long store lock) still holds its job when the third arrives.
+LEASE_HEARTBEATS = 3
+
+# Set by load_settings from where bemctl.toml is; never read from the file or the environment
+# (a BEMCTL_BASE_DIR would silently move the store).
+INTERNAL_FIELDS = ("base_dir", "config_path")
+
+
+def _not_a_bool(value: Any) -> Any:
+    """TOML `true` is a bool, and pydantic would take it as 1: a number field refuses it."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+# Numbers in bemctl.toml: never booleans; ints stay accepted where a float is expected.
+Int = Annotated[int, BeforeValidator(_not_a_bool)]
+Float = Annotated[float, BeforeValidator(_not_a_bool)]
 
 
 class QuickSizes(BaseModel):
@@ -25,12 +68,12 @@ class QuickSizes(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    train_examples: int = Field(768, ge=8)
-    eval_examples: int = Field(120, ge=2)
-    train_steps: int = Field(100, ge=1)
-    batch_size: int = Field(16, ge=1)
-    latency_rounds: int = Field(40, ge=1)
-    bootstrap_samples: int = Field(10_000, ge=100)
+    train_examples: Int = Field(768, ge=8)
+    eval_examples: Int = Field(120, ge=2)
+    train_steps: Int = Field(100, ge=1)
+    batch_size: Int = Field(16, ge=1)
+    latency_rounds: Int = Field(40, ge=1)
+    bootstrap_samples: Int = Field(10_000, ge=100)
 
 
 class PretrainSizes(BaseModel):
@@ -38,25 +81,26 @@ class PretrainSizes(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(2000, ge=1)
-    batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(3e-3, gt=0)
-    corpus_docs: int = Field(20_000, ge=10)
+    steps: Int = Field(2000, ge=1)
+    batch_size: Int = Field(16, ge=1)
+    learning_rate: Float = Field(3e-3, gt=0)
+    corpus_docs: Int = Field(20_000, ge=10)
 
 
 class WorkerSettings(BaseModel):
     """How workers hold jobs: a job whose heartbeat stops for `lease_s` is taken back.
 
     The lease must outlast a few missed heartbeats (a busy disk, a long store lock), or a
-    slow but healthy worker would lose its job to a second one.
+    slow but healthy worker would lose its job to a second one: `Settings` requires
+    lease_s >= LEASE_HEARTBEATS x heartbeat_s.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    heartbeat_s: float = Field(5.0, gt=0, description="seconds between heartbeats")
-    lease_s: float = Field(30.0, gt=0, description="a job is lost after this long silent")
-    max_attempts: int = Field(3, ge=1, description="tries per job before it fails for good")
-    poll_s: float = Field(1.0, gt=0, description="idle worker: look for new work this often")
+    heartbeat_s: Float = Field(5.0, gt=0, description="seconds between heartbeats")
+    lease_s: Float = Field(30.0, gt=0, description="a job is lost after this long silent")
+    max_attempts: Int = Field(3, ge=1, description="tries per job before it fails for good")
+    poll_s: Float = Field(1.0, gt=0, description="idle worker: look for new work this often")
 
 
 class TuiSettings(BaseModel):
@@ -64,40 +108,45 @@ class TuiSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    refresh_s: float = Field(1.0, gt=0, description="seconds between store reads")
+    refresh_s: Float = Field(1.0, gt=0, description="seconds between store reads")
     keys: dict[str, str] = Field(
-        default_factory=dict, description="action -> key, e.g. cancel = \"x\""
+        default_factory=dict, description='action -> key, e.g. cancel = "x"'
     )
 
 
 class Settings(BaseSettings):
-    """Validated contents of bemctl.toml; unknown keys are errors, not silently ignored."""
+    """Validated contents of bemctl.toml; unknown keys are errors, not silently ignored.
+
+    Rules that involve several keys live here too (lease vs heartbeat, console key
+    bindings), so load_settings, `bemctl validate` and the console refuse the same files.
+    """
 
     model_config = SettingsConfigDict(
-        env_prefix="BEMCTL_", env_nested_delimiter="__", extra="forbid"
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
     )
 
     store: Path = Path(".bemctl/bemctl.db")
-    store_busy_timeout_s: float = Field(5.0, ge=0, description="wait this long for a locked store")
+    store_busy_timeout_s: Float = Field(5.0, ge=0, description="wait this long for a locked store")
     experiments_dirs: list[Path] = [Path("experiments")]
     device: Literal["auto", "cpu", "cuda"] = "auto"
     kernels: Literal["auto", "triton", "torch"] = Field(
         "auto", description="adapter ops: Triton kernels on CUDA (auto), always, or never"
     )
-    torch_threads: int = Field(0, ge=0, description="CPU intra-op threads; 0 = torch's default")
-    seed: int = 0
-    bootstrap_samples: int = Field(10_000, ge=100)
-    fdr_alpha: float = Field(0.05, gt=0, lt=1)
-    budget_tolerance: float = Field(0.05, ge=0, lt=1)
-    latency_budget: float = Field(1.15, gt=0)
-    memory_budget: float = Field(1.05, gt=0)
-    target_power: float = Field(0.8, gt=0, lt=1)
+    torch_threads: Int = Field(0, ge=0, description="CPU intra-op threads; 0 = torch's default")
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
+    bootstrap_samples: Int = Field(10_000, ge=100)
+    fdr_alpha: Float = Field(0.05, gt=0, lt=1)
+    budget_tolerance: Float = Field(0.05, ge=0, lt=1)
+    latency_budget: Float = Field(1.15, gt=0)
+    memory_budget: Float = Field(1.05, gt=0)
+    target_power: Float = Field(0.8, gt=0, lt=1)
     quick: QuickSizes = QuickSizes()
     pretrain: PretrainSizes = PretrainSizes()
     worker: WorkerSettings = WorkerSettings()
     tui: TuiSettings = TuiSettings()
 
-    # Set by load_settings, not by the file: where relative paths are anchored.
+    # Set by load_settings, not by the file or the environment: where relative paths are
+    # anchored (see INTERNAL_FIELDS).
     base_dir: Path = Field(default=Path("."), exclude=True)
     config_path: Path | None = Field(default=None, exclude=True)
 
@@ -112,7 +161,27 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the file: the file's values arrive through init_settings' defaults
         # below, so we order env first and pass file data as the lowest-priority init source.
-        return (env_settings, init_settings)
+        return (_UserEnvironment(settings_cls, env_settings), init_settings)
+
+    @model_validator(mode="after")
+    def _rules_across_keys(self) -> Settings:
+        """Messages start with the dotted key they are about: the error line names it."""
+        w = self.worker
+        if w.lease_s < LEASE_HEARTBEATS * w.heartbeat_s:
+            raise ValueError(
+                f"worker.lease_s: must be at least {LEASE_HEARTBEATS} x worker.heartbeat_s "
+                f"(= {LEASE_HEARTBEATS * w.heartbeat_s:g} s), so a job survives "
+                f"{LEASE_HEARTBEATS - 1} missed heartbeats (got {w.lease_s:g})"
+            )
+        if self.tui.keys:
+            # Textual is imported only when there are overrides to check: the CLI stays quick.
+            from bemctl.tui.keys import check_overrides
+
+            try:
+                check_overrides(self.tui.keys)
+            except BemctlError as exc:
+                raise ValueError(str(exc)) from None
+        return self
 
     @property
     def store_path(self) -> Path:
@@ -126,6 +195,21 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Model cache lives beside the store so deleting `.bemctl/` resets everything."""
         return self.store_path.parent / "models"
+
+
+class _UserEnvironment(PydanticBaseSettingsSource):
+    """The BEMCTL_* variables minus the internal fields (a user setting one gets an error
+    from `_check_environment` first; this keeps them out even of a direct Settings())."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        self._env = env
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._env().items() if k not in INTERNAL_FIELDS}
 
 
 def _anchor(path: Path, base: Path) -> Path:
@@ -157,6 +241,11 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise BemctlError(f"{path}: file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise BemctlError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+        byte = exc.object[exc.start]
+        raise BemctlError(
+            f"{path}: not UTF-8 text (byte 0x{byte:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise BemctlError(f"{path}: cannot read: {exc.strerror}") from None
 
@@ -164,11 +253,11 @@ def read_toml(path: Path) -> dict[str, Any]:
 def settings_errors(path: Path) -> list[str]:
     """All validation problems of one bemctl.toml, for `bemctl validate`."""
     try:
-        _build(read_toml(path), path.parent.resolve())
+        _build(read_toml(path), path.parent.resolve(), str(path))
     except BemctlError as exc:
         return [str(exc)]
     except ValidationError as exc:
-        return format_validation_errors(str(path), exc)
+        return _blame(str(path), exc)
     return []
 
 
@@ -183,22 +272,122 @@ def load_settings(config: Path | None = None) -> Settings:
         base = path.parent.resolve()
         source = str(path)
     try:
-        settings = _build(data, base)
-        settings.config_path = path.resolve() if path is not None else None
-        return settings
+        settings = _build(data, base, source)
     except ValidationError as exc:
-        lines = []
-        for line, error in zip(format_validation_errors(source, exc), exc.errors(), strict=True):
-            env_name = "BEMCTL_" + "__".join(str(p) for p in error["loc"]).upper()
-            if env_name in os.environ:  # blame the variable, not the file
-                line = f"{env_name}: " + line.split(": ", 1)[1]
-            lines.append(line)
-        raise BemctlError("; ".join(lines)) from None
+        raise BemctlError("; ".join(_blame(source, exc))) from None
+    settings.config_path = path.resolve() if path is not None else None
+    return settings
 
 
-def _build(data: dict[str, Any], base: Path) -> Settings:
-    data = dict(data)
-    for internal in ("base_dir", "config_path"):  # not user-settable: let extra=forbid reject
+def _build(data: dict[str, Any], base: Path, source: str) -> Settings:
+    for internal in INTERNAL_FIELDS:  # the file cannot move the store's anchor either
         if internal in data:
-            data[f"{internal}!"] = data.pop(internal)
-    return Settings(**data, base_dir=base)
+            raise BemctlError(f"{source}: {internal}: unknown field (got {data[internal]!r})")
+    _check_environment()
+    try:
+        return Settings(**data, base_dir=base)
+    except SettingsError as exc:  # a JSON shape _check_environment did not foresee
+        raise BemctlError(f"environment: {exc}") from None
+
+
+# -- the environment ----------------------------------------------------------------------
+
+
+def _environment() -> dict[str, tuple[str, str]]:
+    """BEMCTL_* variables, as pydantic-settings matches them (case-insensitively):
+    lower-cased name -> (name as set, value)."""
+    prefix = ENV_PREFIX.lower()
+    return {
+        name.lower(): (name, value)
+        for name, value in os.environ.items()
+        if name.lower().startswith(prefix)
+    }
+
+
+def _json_fields(model: type[BaseModel], prefix: str = ENV_PREFIX.lower()) -> dict[str, str]:
+    """Environment names whose value pydantic-settings parses as JSON -> what is expected.
+
+    Lists, dicts and sub-tables can only be given as JSON in one variable (or, for
+    sub-tables, key by key with `__`)."""
+    found: dict[str, str] = {}
+    for name, field in model.model_fields.items():
+        if name in INTERNAL_FIELDS:
+            continue
+        env = f"{prefix}{name}"
+        annotation = field.annotation
+        origin = typing.get_origin(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys = ", ".join(f'"{k}"' for k in list(annotation.model_fields)[:2])
+            found[env] = f"a JSON object with keys such as {keys}"
+            found.update(_json_fields(annotation, env + "__"))
+        elif origin is list:
+            found[env] = 'a JSON list, e.g. ["experiments", "more_experiments"]'
+        elif origin is dict:
+            found[env] = 'a JSON object, e.g. {"cancel": "k"}'
+    return found
+
+
+def _check_environment() -> None:
+    """One line naming the variable for what pydantic-settings would turn into a traceback
+    (invalid JSON) or silently obey (an internal field)."""
+    env = _environment()
+    for internal in INTERNAL_FIELDS:
+        key = f"{ENV_PREFIX}{internal}".lower()
+        if key in env:
+            raise BemctlError(
+                f"{env[key][0]}: not a setting: bemctl derives {internal} from where "
+                "bemctl.toml is; unset it (to choose the bemctl.toml, use BEMCTL_CONFIG "
+                "or --config)"
+            )
+    for key, expected in _json_fields(Settings).items():
+        if key not in env:
+            continue
+        name, value = env[key]
+        try:
+            json.loads(value)
+        except ValueError:
+            raise BemctlError(f"{name}: expected {expected} (got {value!r})") from None
+
+
+_DOTTED = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*): ")
+
+
+def _blame(source: str, exc: ValidationError) -> list[str]:
+    """format_validation_errors' lines, each naming the environment variable its value
+    came from instead of `source` when one did."""
+    env = _environment()
+    lines = []
+    for line, error in zip(format_validation_errors(source, exc), exc.errors(), strict=True):
+        loc = tuple(error["loc"])
+        if not loc:  # a rule across keys: its message starts with the key it is about
+            match = _DOTTED.match(error["msg"].removeprefix("Value error, "))
+            loc = tuple(match.group(1).split(".")) if match else ()
+        variable = _variable_for(loc, env)
+        if variable is not None:
+            line = f"{variable}: " + line[len(source) + 2 :]
+        lines.append(line)
+    return lines
+
+
+def _variable_for(loc: tuple[Any, ...], env: dict[str, tuple[str, str]]) -> str | None:
+    """The BEMCTL_* variable that supplied the value at `loc`, if any.
+
+    The longest matching name wins (BEMCTL_WORKER__LEASE_S before BEMCTL_WORKER); a JSON
+    variable only counts if its value contains the rest of the path, since the file may
+    have supplied that part of the table.
+    """
+    for cut in range(len(loc), 0, -1):
+        key = (ENV_PREFIX + "__".join(str(p) for p in loc[:cut])).lower()
+        if key not in env:
+            continue
+        name, value = env[key]
+        if cut == len(loc):
+            return name
+        try:
+            node: Any = json.loads(value)
+            for part in loc[cut:]:
+                node = node[part]
+        except (ValueError, LookupError, TypeError):
+            continue
+        return name
+    return None

@@ -9,13 +9,15 @@ two writers queue on the busy timeout up front instead of deadlocking halfway th
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from alembic import command
@@ -26,6 +28,7 @@ from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
 from bemctl.errors import BemctlError
+from bemctl.writable import is_writable, mode_text
 
 SCHEMA_HEAD = "0006"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -47,17 +50,107 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+SchemaState = Literal["current", "older", "newer", "foreign", "empty"]
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """What a store file's schema is to this bemctl (`revision` None: no version table)."""
+
+    revision: str | None
+    state: SchemaState
+
+    def describe(self) -> str:
+        """One line for `bemctl doctor`, true to what the commands will do with it."""
+        head = _script_directory().get_current_head()
+        return {
+            "current": f"schema {self.revision}, head {head} (up to date)",
+            "older": f"schema {self.revision}, head {head} "
+            "(older than this bemctl: the next write command upgrades it)",
+            "newer": f"schema {self.revision}, head {head} "
+            "(newer than this bemctl: every command refuses it; upgrade bemctl)",
+            "foreign": "not a bemctl store (tables but no schema version): every command "
+            "refuses it; move it away or set a different store path",
+            "empty": "empty (the next write command creates the schema)",
+        }[self.state]
+
+
+def reader_uri(path: Path) -> tuple[str, str]:
+    """SQLite URI for reading `path` without ever writing, and which open mode it uses.
+
+    `mode=ro` is the normal read-only open. A WAL database needs its `-shm` index even to
+    read, and SQLite creates it beside the file; in a directory it may not write (a
+    read-only copy of a store) that fails unless the index already exists. There, the
+    reader opens with `immutable=1` instead: no locks, no index, the file read as is.
+    That is safe because nothing can be writing: a bemctl writer needs to create the
+    `-wal`/`-shm` files in that same directory (it refuses a directory it may not write),
+    and with no `-wal` file present every committed change is in the main file. A `-wal`
+    left with content there (a crashed writer, a copy taken mid-write) would be ignored by
+    an immutable reader, so that case is refused with how to fix it instead.
+    """
+    resolved = path.resolve()
+    uri = "file:" + quote(str(resolved))  # quote: '?', '#', '%' in the path are not URI syntax
+    shm = resolved.with_name(resolved.name + "-shm")
+    if is_writable(resolved.parent) or shm.exists():
+        return uri + "?mode=ro", "ro"
+    wal = resolved.with_name(resolved.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise BemctlError(
+            f"{path}: cannot read: {wal.name} holds changes not yet in the store and the "
+            f"directory {resolved.parent} is read-only; make the directory writable once "
+            "(any bemctl command then folds them in)"
+        )
+    return uri + "?mode=ro&immutable=1", "immutable"
+
+
+def inspect_schema(path: Path) -> SchemaStatus:
+    """The schema state of an existing store file, read without writing anything.
+
+    Raises BemctlError if the file cannot be read as SQLite at all."""
+    uri, _ = reader_uri(path)
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master "
+                    "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                )
+            }
+            revisions: list[str] = []
+            if "alembic_version" in tables:
+                revisions = [r[0] for r in conn.execute("SELECT version_num FROM alembic_version")]
+    except sqlite3.Error as exc:
+        raise BemctlError(f"{path}: not readable as a bemctl store ({exc})") from None
+    return SchemaStatus(revisions[0] if revisions else None, classify_schema(tables, revisions))
+
+
+def classify_schema(tables: set[str], revisions: list[str]) -> SchemaState:
+    """One rule for the store, the commands and `bemctl doctor`: what these tables and
+    Alembic revisions mean to this bemctl."""
+    if not revisions:
+        return "foreign" if tables - {"alembic_version"} else "empty"
+    script = _script_directory()
+    known = {sc.revision for sc in script.walk_revisions()}
+    if any(rev not in known for rev in revisions):
+        return "newer"
+    return "current" if revisions == [script.get_current_head()] else "older"
+
+
 class Store:
     """One bemctl SQLite database: open it, check/upgrade its schema, hand out sessions.
 
-    `readonly=True` opens the file with SQLite's `mode=ro`, for status/report commands
-    that must never create, migrate or lock the store.
+    `readonly=True` opens the file read-only (see `reader_uri`), for status/report
+    commands that must never create, migrate or lock the store; they work on a read-only
+    copy too. A write store refuses a file or directory it may not write with one line,
+    before SQLite gets to fail halfway through a command.
     """
 
     def __init__(self, path: Path, *, readonly: bool = False, busy_timeout_s: float = 5.0) -> None:
         self.path = Path(path)
         self.readonly = readonly
         self.busy_timeout_s = busy_timeout_s
+        self.open_mode = "rw"  # "ro" or "immutable" for a reader: see reader_uri
         if readonly:
             if not self.path.is_file():
                 raise BemctlError(f"{self.path}: no store yet (nothing has run)")
@@ -68,6 +161,7 @@ class Store:
                 raise BemctlError(
                     f"{self.path}: cannot create store directory: {exc.strerror}"
                 ) from exc
+            self._check_writable()
         self._engine = self._create_engine()
         # Writes go through their own engine with ONE pooled connection whose transactions
         # BEGIN IMMEDIATE: one write connection per process, so threads of one process (a
@@ -84,14 +178,29 @@ class Store:
             self.close()
             raise
 
+    def _check_writable(self) -> None:
+        """A write command on a store it may not write: say so now, in one line."""
+        if self.path.exists() and not is_writable(self.path):
+            raise self._readonly_error(f"mode {mode_text(self.path)}; chmod u+w it")
+        if not is_writable(self.path.parent):
+            raise self._readonly_error(
+                f"its directory {self.path.parent} is not writable, and SQLite keeps "
+                f"{self.path.name}-wal and -shm there"
+            )
+
+    def _readonly_error(self, why: str) -> BemctlError:
+        return BemctlError(
+            f"{self.path}: store is read-only ({why}); "
+            "commands that only read (list, show, report) still work on it"
+        )
+
     # -- engine ---------------------------------------------------------------------
 
     def _create_engine(self, single: bool = False) -> Engine:
         if self.readonly:
-            # URI form is the only way to ask SQLite for a read-only open; quote() keeps
-            # '?', '#' and '%' in the path from being parsed as URI syntax.
-            database = "file:" + quote(str(self.path.resolve()))
-            url = URL.create("sqlite", database=database, query={"mode": "ro", "uri": "true"})
+            # URI form is the only way to ask SQLite for a read-only open.
+            database, self.open_mode = reader_uri(self.path)
+            url = URL.create("sqlite", database=database, query={"uri": "true"})
         else:
             url = URL.create("sqlite", database=str(self.path))
         engine = create_engine(
@@ -142,12 +251,15 @@ class Store:
 
     @contextmanager
     def _map_locked(self) -> Iterator[None]:
-        """Turn SQLITE_BUSY (after the busy timeout) into the user-facing error."""
+        """Turn SQLITE_BUSY (after the busy timeout) and SQLITE_READONLY (a store made
+        read-only under a running command, a read-only mount) into user-facing errors."""
         try:
             yield
         except sa_exc.OperationalError as exc:
             if _is_locked(exc):
                 raise self._locked_error() from exc
+            if _is_readonly(exc):
+                raise self._readonly_error("SQLite cannot write it") from exc
             raise
 
     @contextmanager
@@ -160,6 +272,8 @@ class Store:
                 raise
             if _is_locked(exc):
                 raise self._locked_error() from exc
+            if _is_readonly(exc) and not self.readonly:
+                raise self._readonly_error("SQLite cannot write it") from exc
             reason = str(getattr(exc, "orig", None) or exc)
             raise BemctlError(f"{self.path}: cannot open store: {reason}") from exc
 
@@ -187,23 +301,19 @@ class Store:
                     command.upgrade(alembic_config(conn), "head")
 
     def _needs_upgrade(self, tables: set[str], revisions: list[str]) -> bool:
-        script = _script_directory()
-        head = script.get_current_head()
-        if not revisions:
-            if tables - {"alembic_version"}:
-                raise BemctlError(
-                    f"{self.path}: not a bemctl store (no schema version); "
-                    "move it away or set a different store path"
-                )
-            return True
-        known = {sc.revision for sc in script.walk_revisions()}
-        for rev in revisions:
-            if rev not in known:
-                raise BemctlError(
-                    f"{self.path}: database schema revision {rev} is newer than this bemctl "
-                    f"knows (head {head}); upgrade bemctl"
-                )
-        return revisions != [head]
+        state = classify_schema(tables, revisions)
+        if state == "foreign":
+            raise BemctlError(
+                f"{self.path}: not a bemctl store (no schema version); "
+                "move it away or set a different store path"
+            )
+        if state == "newer":
+            head = _script_directory().get_current_head()
+            raise BemctlError(
+                f"{self.path}: database schema revision {', '.join(revisions)} is newer than "
+                f"this bemctl knows (head {head}); upgrade bemctl"
+            )
+        return state != "current"
 
     # -- sessions -------------------------------------------------------------------
 
@@ -271,6 +381,10 @@ def _script_directory() -> ScriptDirectory:
 
 def _is_locked(exc: BaseException) -> bool:
     return "database is locked" in str(getattr(exc, "orig", None) or exc)
+
+
+def _is_readonly(exc: BaseException) -> bool:
+    return "readonly database" in str(getattr(exc, "orig", None) or exc)
 
 
 def _schema_state(conn: Connection) -> tuple[set[str], list[str]]:

@@ -64,3 +64,52 @@ def test_kernels_setting_and_interpreter_change_the_reported_path(
     assert _fields(cli("doctor").out)["kernels"].startswith("triton: interpreted")
     monkeypatch.setenv("BEMCTL_KERNELS", "torch")
     assert _fields(cli("doctor").out)["kernels"] == "torch: torch (reference ops)"
+
+
+def _store_at_revision(project: Path, revision: str) -> Path:
+    import sqlite3
+
+    path = load_settings(project / "bemctl.toml").store_path
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+        conn.commit()
+    finally:
+        conn.close()
+    return path
+
+
+def test_newer_store_is_reported_as_refused_not_upgradable(project: Path, cli) -> None:
+    """The store's own rule (store.db.classify_schema), not a guess: a write command does
+    not upgrade a schema newer than this bemctl, it refuses it, and so does every reader."""
+    path = _store_at_revision(project, "9999")
+    fields = _fields(cli("doctor").out)
+    assert fields["store"] == (
+        f"{path}: schema 9999, head {SCHEMA_HEAD} "
+        "(newer than this bemctl: every command refuses it; upgrade bemctl)"
+    )
+    for command in (("list",), ("queue", "v1_dynrank", "--quick")):
+        result = cli(*command)
+        assert result.code == 2 and "is newer than this bemctl knows" in result.err
+
+
+def test_older_store_is_reported_as_upgradable(project: Path, cli) -> None:
+    path = _store_at_revision(project, "0005")
+    fields = _fields(cli("doctor").out)
+    assert fields["store"] == (
+        f"{path}: schema 0005, head {SCHEMA_HEAD} "
+        "(older than this bemctl: the next write command upgrades it)"
+    )
+
+
+def test_foreign_database_is_reported_as_refused(project: Path, cli) -> None:
+    import sqlite3
+
+    path = load_settings(project / "bemctl.toml").store_path
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (x)")
+    conn.close()
+    fields = _fields(cli("doctor").out)
+    assert fields["store"].startswith(f"{path}: not a bemctl store (tables but no schema version)")

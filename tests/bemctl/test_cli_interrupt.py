@@ -33,7 +33,9 @@ def test_ctrl_c_mid_training_leaves_no_partial_verdict(project: Path, cli, monke
     monkeypatch.setattr(StepWriter, "add", interrupt_at_step_3)
     result = cli("run", "v1_dynrank", "--quick")
     assert result.code == 130
-    assert "interrupted" in result.err
+    last = result.err.strip().splitlines()[-1]
+    assert last.startswith("interrupted: batch ") and last.endswith("; no verdicts written")
+    assert "back in the queue" not in result.err  # `run` cancels; only `worker` hands back
 
     with Store(_db(project), readonly=True) as store, store.read_session() as session:
         runs = session.exec(select(Run)).all()
@@ -124,6 +126,7 @@ def test_sigint_to_a_real_process(project: Path) -> None:
             proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith("cancelled); no verdicts written")
     with Store(db, readonly=True) as store, store.read_session() as session:
         statuses = {r.status for r in session.exec(select(Run)).all()}
         assert statuses <= {"cancelled", "succeeded"} and "cancelled" in statuses

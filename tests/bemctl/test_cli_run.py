@@ -128,6 +128,7 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
     assert rec["baseline_metrics"]["trainable_parameters"] > 0
 
     md_path = project / "out" / "report.md"
+    md_path.parent.mkdir()  # -o does not create directories
     md = cli("report", "v1_dynrank", "--format", "md", "--output", str(md_path))
     assert md.code == 0
     text = md_path.read_text()

@@ -72,6 +72,7 @@ def test_csv_matches_json(in_ran_project: Path, cli) -> None:
 
 def test_html_to_file(in_ran_project: Path, cli, tmp_path: Path) -> None:
     path = tmp_path / "out" / "report.html"  # the shared project stays read-only
+    path.parent.mkdir()  # -o does not create directories (a typo would go unnoticed)
     result = cli("report", "v1_dynrank", "--format", "html", "--output", str(path))
     assert result.code == 0, result.err
     assert result.out == "" and "wrote" in result.err

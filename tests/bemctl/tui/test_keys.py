@@ -22,13 +22,20 @@ def _with_keys(project: Path, lines: str) -> None:
 
 
 def test_unknown_action_is_a_one_line_error(fast_project: Path, cli) -> None:
+    """Settings refuse it (the same rule for load_settings, validate and the console),
+    naming the file; the console itself still checks what it is given."""
     _with_keys(fast_project, 'cancle = "k"')
-    with pytest.raises(BemctlError, match=r"^tui\.keys\.cancle: unknown console action"):
-        BemctlApp(load_settings())
+    toml = fast_project / "bemctl.toml"
+    line = f"{toml}: tui.keys.cancle: unknown console action (valid: "
+    with pytest.raises(BemctlError) as info:
+        load_settings()
+    assert str(info.value).startswith(line)
     result = cli("tui")
     assert result.code == 2
-    assert result.err.startswith("error: tui.keys.cancle: unknown console action (valid: ")
+    assert result.err.startswith("error: " + line)
     assert "cancel" in result.err and len(result.err.strip().splitlines()) == 1
+    with pytest.raises(BemctlError, match=r"^tui\.keys\.cancle: unknown console action"):
+        check_overrides({"cancle": "k"})
 
 
 def test_key_taken_by_another_action_or_empty_is_refused() -> None:
