@@ -1,21 +1,56 @@
 """A batch's verdicts: BH-FDR over every (experiment, metric) of the batch, then the gates.
 
 Kept apart from training because it runs later and elsewhere: when the last job of a
-batch finishes, on whichever worker finished it, from the outcomes stored as JSON.
+batch finishes, on whichever worker finished it, from the outcomes stored as JSON. Before
+any of that, an outcome whose arms differ in more than the variant is refused
+(`arm_refusal`): it gets no verdict and does not join the BH family.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 from sqlmodel import Session
 
 from engine import stats
+from engine.arms import ScoredArm, comparison_refusal
 from engine.gates import GateInputs, GatePolicy, MetricEvidence, evaluate_gates, verdict
+from engine.plan import field_differences
 from engine.runner import ExperimentOutcome, MetricOutcome
 from store.models import Comparison, GateDecision, StatResult
 from store.queries import add_comparison
+
+
+def arm_refusal(o: ExperimentOutcome) -> str | None:
+    """Why `o`'s comparison must get no verdict, as one line, or None when it may: read from
+    the stored outcome, its arms (every seed's baseline and variant) must share the plan, base
+    model, eval set and device, and be scored on the same example ids in the same positions
+    - the runner checked this too; this is the check of what was actually stored."""
+    if not o.arms:
+        return (
+            f"{o.name}: refused: its outcome records nothing about its arms' plans "
+            "(made by an older bemctl), so they cannot be checked; retry it"
+        )
+    arms = [ScoredArm.from_dict(a) for a in o.arms]
+    named = {o.baseline_run_id, o.variant_run_id} | {
+        r[key] for r in o.seed_runs for key in ("baseline_run_id", "variant_run_id")
+    }
+    unrecorded = sorted(named - {a.run_id for a in arms})
+    if unrecorded:
+        return f"{o.name}: refused: run(s) {unrecorded} are compared but have no arm record"
+    refusal = comparison_refusal(arms)
+    if refusal is not None:
+        return f"{o.name}: {refusal}"
+    record = arms[0].record
+    assert record is not None  # comparison_refusal refuses a missing record
+    plan = json.loads(json.dumps(dataclasses.asdict(o.plan)))
+    diffs = field_differences(plan, record.plan)
+    if diffs:
+        what = ", ".join(f"{k} ({x} vs {y})" for k, x, y in diffs)
+        return f"{o.name}: refused: the outcome's plan and its arms' plan differ in {what}"
+    return None
 
 
 def decide(outcomes: list[ExperimentOutcome]) -> None:

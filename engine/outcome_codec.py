@@ -52,6 +52,7 @@ def encode_outcome(outcome: Any) -> str:
                 "variant_stats",
                 "baseline_stats",
                 "seed_runs",
+                "arms",
             )
         },
     }

@@ -2,12 +2,20 @@
 
 Precedence: flags > spec > bemctl.toml. `--quick` replaces data and step counts with the
 toml's [quick] sizes, so a smoke run is cheap but otherwise identical in procedure.
+
+A queued job carries its plan frozen (`FrozenPlan`, job.plan_json): resolved once, on the
+machine that queued it, so a worker with another bemctl.toml - or a retry hours later - runs
+exactly the experiment that was queued. Only what does not change results stays worker-local
+(device, kernels, threads, store, cache directory).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from bemctl.settings import Settings
 from engine.spec import ExperimentSpec
@@ -85,3 +93,85 @@ def make_plan(spec: ExperimentSpec, settings: Settings, options: RunOptions) -> 
         memory_budget=_first(c.vram_budget, settings.memory_budget),
         target_power=_first(options.target_power, settings.target_power),
     )
+
+
+PLAN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FrozenPlan:
+    """Everything in the queuing machine's settings that determines a job's results.
+
+    `experiment`: every size, step count, eval size, seed and budget (`ExperimentPlan`).
+    `pretrain`: the pre-training plan of the embedded base model (it keys the base-model
+    cache, so it decides which base weights the adapters sit on); None for a local model
+    directory, whose weights do not depend on settings.
+    """
+
+    experiment: ExperimentPlan
+    pretrain: dict[str, Any] | None
+
+    def experiment_dict(self) -> dict[str, Any]:
+        """The experiment plan as JSON values (tuples as lists), as stored."""
+        return json.loads(json.dumps(dataclasses.asdict(self.experiment)))
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": PLAN_FORMAT,
+                "experiment": self.experiment_dict(),
+                "pretrain": self.pretrain,
+            },
+            sort_keys=True,
+        )
+
+    def differences(self, other: FrozenPlan) -> list[tuple[str, Any, Any]]:
+        """(field, self's value, other's value) for every plan or pre-training field that
+        differs."""
+        return field_differences(self.experiment_dict(), other.experiment_dict()) + (
+            field_differences(self.pretrain, other.pretrain, "pretrain")
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> FrozenPlan:
+        """Raises ValueError naming what is wrong (a plan from a newer bemctl, a bad field)."""
+        data = json.loads(text)
+        if data.get("format") != PLAN_FORMAT:
+            raise ValueError(f"plan format {data.get('format')!r}, expected {PLAN_FORMAT}")
+        return cls(plan_from_dict(data["experiment"]), data.get("pretrain"))
+
+
+def field_differences(
+    a: dict[str, Any] | None, b: dict[str, Any] | None, prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
+    """(name, a's value, b's value) for each key whose values differ; one entry named
+    `prefix` when only one side is None."""
+    if a is None or b is None:
+        return [] if a is b else [(prefix or "plan", a, b)]
+    dot = f"{prefix}." if prefix else ""
+    return [
+        (f"{dot}{key}", a.get(key), b.get(key))
+        for key in sorted(set(a) | set(b))
+        if a.get(key) != b.get(key)
+    ]
+
+
+def plan_from_dict(data: dict[str, Any]) -> ExperimentPlan:
+    """The `ExperimentPlan` that `dataclasses.asdict` gave (JSON turns tuples into lists)."""
+    names = {f.name for f in dataclasses.fields(ExperimentPlan)}
+    if set(data) != names:
+        extra, missing = sorted(set(data) - names), sorted(names - set(data))
+        raise ValueError(f"plan fields differ (unknown: {extra}, missing: {missing})")
+    return ExperimentPlan(**{**data, "seeds": tuple(data["seeds"])})
+
+
+def freeze_plan(spec: ExperimentSpec, settings: Settings, options: RunOptions) -> FrozenPlan:
+    """Resolve the plan with these settings and options, for storing with the queued job."""
+    from engine.models.base_model import EMBEDDED_PREFIX
+
+    pretrain = (
+        settings.pretrain.model_dump(mode="json")
+        if spec.model.base_model.startswith(EMBEDDED_PREFIX)
+        else None
+    )
+    return FrozenPlan(make_plan(spec, settings, options), pretrain)

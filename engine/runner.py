@@ -3,9 +3,13 @@
 Order of work and why:
 1. Specs and variants are resolved when queued, so a typo fails before minutes of training.
 2. One base model, two adapters (same seed, same LoRA init, same batches), trained with
-   step losses streamed to the store; both evaluated on every eval example. An arm that
-   finished in an earlier attempt of the same job (its worker died later) is reloaded
-   from its saved adapter and scores instead of trained again.
+   step losses streamed to the store; both evaluated on every eval example. The plan is
+   the one frozen when the job was queued (engine.plan.FrozenPlan). An arm that finished
+   in an earlier attempt of the same job (its worker died later) is reloaded from its
+   saved adapter and scores instead of trained again - only if its stored record (plan,
+   base, eval set, device, adapter key; engine.arms) matches this attempt's, its adapter
+   file reads and its scores cover this eval set in order; otherwise it is retrained and
+   the job's log says why. Arms that differ in anything but the variant are refused.
 3. Latency is measured interleaved between the two trained models, FLOPs on one probe batch.
 4. The statistics are returned; the verdict waits for the whole batch (engine.decision),
    because the BH adjustment spans every experiment queued together.
@@ -30,6 +34,7 @@ import triton_ops
 from bemctl.errors import BemctlError
 from bemctl.settings import Settings
 from engine import stats
+from engine.arms import ArmRecord, ScoredArm, comparison_refusal, ids_fingerprint, reuse_problem
 from engine.device import resolve_device
 from engine.evaluation.generation import greedy_generate
 from engine.evaluation.kvcache import KVCacheCheck, kv_cache_check
@@ -47,7 +52,7 @@ from engine.models.base_model import (
     check_base_model,
     load_base_model,
 )
-from engine.plan import ExperimentPlan, RunOptions, make_plan
+from engine.plan import ExperimentPlan, FrozenPlan, RunOptions, freeze_plan
 from engine.progress import NullProgress, ProgressSink
 from engine.queue.control import JobControl, StepWriter
 from engine.spec import LoadedSpec
@@ -56,7 +61,7 @@ from engine.tasks.registry import build_task
 from engine.training import TrainingDiverged, TrainPlan, collate, encode_example, train_adapter
 from engine.variants.build import build_adapter_model
 from engine.variants.registry import model_class
-from store import queries
+from store import jobs, queries
 from store.db import Store
 from store.models import Run
 
@@ -107,6 +112,7 @@ class ExperimentOutcome:
     family_size: int = 0
     seed_runs: list[dict] = field(default_factory=list)
     underpowered: list[str] = field(default_factory=list)
+    arms: list[dict] | None = None  # engine.arms.ScoredArm.to_dict() of every compared run
 
 
 @dataclass
@@ -120,6 +126,11 @@ class RoleResult:
     adapter_path: Path
     corpus_stats: dict = field(default_factory=dict)  # metric -> (n, k) sufficient stats
     variant_stats: dict | None = None  # what the adapter measured about itself (router)
+    example_ids: list[str] = field(default_factory=list)  # scored examples, by position
+
+    def column(self, metric: str) -> list[float]:
+        """This arm's `metric` scores in position order (what pairing uses)."""
+        return [self.scores[example_id][metric] for example_id in self.example_ids]
 
 
 @dataclass(frozen=True)
@@ -160,10 +171,17 @@ def load_data(
 ADAPTER_KEY_VERSION = 1  # bump when code changes make older adapters of the same key differ
 
 
-def adapter_key(role: str, loaded: LoadedSpec, plan: ExperimentPlan, seed: int) -> str:
+def adapter_key(
+    role: str,
+    loaded: LoadedSpec,
+    plan: ExperimentPlan,
+    seed: int,
+    pretrain: dict | None = None,
+) -> str:
     """Fingerprint of everything that determines an arm's trained adapter: the arm's own
     config (a borrowed baseline's, e.g. AR0 inside ar1_pg, is the same as in ar0_bc), the
-    base model, the data and training specs, the step budget, the seed."""
+    base model (with `pretrain`, the embedded base's pre-training plan, when given: it
+    decides the base weights), the data and training specs, the step budget, the seed."""
     spec = loaded.spec
     config = spec.bem_config
     if role == "baseline":
@@ -184,6 +202,8 @@ def adapter_key(role: str, loaded: LoadedSpec, plan: ExperimentPlan, seed: int) 
         "plan": [plan.train_size, plan.steps, plan.batch_size],
         "seed": seed,
     }
+    if pretrain is not None:
+        payload["pretrain"] = pretrain
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -192,6 +212,21 @@ def _load_adapter(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(path))
+
+
+def _adapter_problem(path: str | None) -> str | None:
+    """Why a saved adapter cannot be reused (missing, unreadable), or None."""
+    from safetensors import safe_open
+
+    if not path or not Path(path).is_file():
+        return f"its adapter file is missing ({path or 'no path recorded'})"
+    try:
+        with safe_open(path, framework="pt") as fh:
+            if not list(fh.keys()):
+                return f"its adapter file {path} holds no tensors"
+    except Exception as exc:  # safetensors raises its own error types for a damaged file
+        return f"its adapter file {path} is unreadable ({type(exc).__name__})"
+    return None
 
 
 LATENCY_NEW_TOKENS = 16  # per latency probe: prefill + this many decode steps, both arms
@@ -222,14 +257,19 @@ class ExperimentRunner:
         self.adapter_dir = settings.store_path.parent / "adapters"
 
     # -- one experiment -----------------------------------------------------------------
-    def run_experiment(self, loaded: LoadedSpec) -> ExperimentOutcome:
+    def run_experiment(
+        self, loaded: LoadedSpec, frozen: FrozenPlan | None = None
+    ) -> ExperimentOutcome:
         """Both arms for every seed, measured and compared; the verdict is left to the batch.
 
-        Unfinished runs are closed by the caller (the job layer knows whether this was a
-        cancel, a stopped worker or a failure).
+        `frozen`: the plan frozen when the job was queued; without one (a direct call) it is
+        resolved from this runner's settings and options. Unfinished runs are closed by the
+        caller (the job layer knows whether this was a cancel, a stopped worker or a failure).
         """
         spec = loaded.spec
-        plan = make_plan(spec, self.settings, self.options)
+        frozen = frozen or freeze_plan(spec, self.settings, self.options)
+        self._frozen = frozen
+        plan = frozen.experiment
         experiment = queries.get_or_create_experiment(
             self.store,
             spec.experiment_name,
@@ -237,17 +277,29 @@ class ExperimentRunner:
             spec.spec_hash(),
             str(loaded.path),
         )
-        reused: dict[tuple[int, str], Run] = {}
+        # generated before any run exists: each run records the eval set it is scored on
+        task, train, evals = load_data(loaded, plan)  # same examples for every seed
+        reused: dict[tuple[int, str], tuple[Run, dict]] = {}
         run_ids: dict[tuple[int, str], int] = {}
         for seed in plan.seeds:
             for role in ("baseline", "variant"):
-                done = (
-                    queries.finished_run_of_job(self.store, self.job.job_id, role, seed)
-                    if self.job is not None
+                record = ArmRecord.of(
+                    frozen,
+                    adapter_key(role, loaded, plan, seed, frozen.pretrain),
+                    evals,
+                    self.device.type,
+                )
+                # a variant warm-started from its baseline is only as reusable as that baseline
+                warm = role == "variant" and spec.bem_config.warm_starts_from_baseline
+                blocked = (
+                    "it was warm-started from a baseline that is trained again"
+                    if warm and (seed, "baseline") not in reused
                     else None
                 )
-                if done is not None and Path(done.adapter_path or "").is_file():
-                    reused[seed, role] = done
+                found = self._reusable_run(role, seed, record, loaded, evals, blocked)
+                if found is not None:
+                    done, _ = found
+                    reused[seed, role] = found
                     assert done.id is not None
                     run_ids[seed, role] = done.id
                     continue
@@ -262,7 +314,8 @@ class ExperimentRunner:
                     total_steps=plan.steps,
                     job_id=self.job.job_id if self.job else None,
                     attempt=self.job.attempt if self.job else 1,
-                    adapter_key=adapter_key(role, loaded, plan, seed),
+                    adapter_key=record.adapter_key,
+                    plan_json=record.to_json(),
                 )
                 assert run.id is not None
                 run_ids[seed, role] = run.id
@@ -273,13 +326,12 @@ class ExperimentRunner:
         gpu_watch.__enter__()
         try:
             base = self._base_model(spec.model.base_model)
-            task, train, evals = load_data(loaded, plan)  # same examples for every seed
             results: dict[tuple[int, str], RoleResult] = {}
             for seed in plan.seeds:
                 for role in ("baseline", "variant"):
                     if (seed, role) in reused:
                         results[seed, role] = self._reload(
-                            reused[seed, role], loaded, base, task, evals
+                            *reused[seed, role], loaded, base, task, evals
                         )
                         continue
                     results[seed, role] = self._train_and_evaluate(
@@ -300,6 +352,7 @@ class ExperimentRunner:
                     )
                     if seed != first:
                         results[seed, role].model = None  # only the first seed's are timed
+            arms = self._check_arms(spec.experiment_name, results, evals)
             kv = {
                 role: self._kv_check(results[first, role].model, base, evals, loaded)
                 for role in ("baseline", "variant")
@@ -372,7 +425,89 @@ class ExperimentRunner:
                 }
                 for s in plan.seeds
             ],
+            arms=[arm.to_dict() for arm in arms],
         )
+
+    def _note(self, kind: str, message: str, run_id: int | None = None) -> None:
+        """A line for the progress log and, under a job, its event log (the console shows it)."""
+        self.progress.log(message)
+        if self.job is not None:
+            jobs.log_event(self.store, self.job.job_id, kind, message, run_id)
+
+    def _reusable_run(
+        self,
+        role: str,
+        seed: int,
+        expected: ArmRecord,
+        loaded: LoadedSpec,
+        evals: list[TaskExample],
+        blocked: str | None = None,
+    ) -> tuple[Run, dict[str, dict[str, float]]] | None:
+        """This arm's finished run from an earlier attempt of the job, with its stored scores,
+        if it may stand in for training the arm now: same record (plan, base, eval set,
+        device), same adapter key, adapter file readable, every metric scored on exactly this
+        eval set in this order, not `blocked`. Otherwise None, and the job's log says why."""
+        if self.job is None:
+            return None
+        done = queries.finished_run_of_job(self.store, self.job.job_id, role, seed)
+        if done is None:
+            return None
+        assert done.id is not None
+        why = blocked or reuse_problem(done.plan_json, done.adapter_key, expected)
+        scores: dict[str, dict[str, float]] = {}
+        if why is None:
+            why = _adapter_problem(done.adapter_path)
+        if why is None:
+            scores = queries.example_scores(self.store, done.id)
+            ids = [ex.id for ex in evals]
+            for metric in loaded.spec.metric_names:
+                if metric not in scores:
+                    why = f"it has no stored {metric} scores"
+                elif list(scores[metric]) != ids:
+                    why = f"its stored {metric} scores are not this eval set in order"
+                if why is not None:
+                    break
+        if why is not None:
+            self._note(
+                "not_reused",
+                f"run {done.id} ({role}, seed {seed}) not reused: {why}; training it again",
+                done.id,
+            )
+            return None
+        return done, scores
+
+    def _check_arms(
+        self,
+        name: str,
+        results: dict[tuple[int, str], RoleResult],
+        evals: list[TaskExample],
+    ) -> list[ScoredArm]:
+        """Refuse (the job fails, no statistics) a comparison whose arms, as stored, differ in
+        anything but the variant, or were not all scored on this eval set in order."""
+        ids = tuple(ex.id for ex in evals)
+        arms = []
+        for (seed, role), result in results.items():
+            run = queries.get_run(self.store, result.run_id)
+            assert run is not None
+            try:
+                record = ArmRecord.from_json(run.plan_json) if run.plan_json else None
+            except (ValueError, TypeError):
+                record = None
+            arms.append(
+                ScoredArm(
+                    result.run_id,
+                    role,
+                    seed,
+                    record,
+                    ids_fingerprint(result.example_ids),
+                    len(result.example_ids),
+                    tuple(result.example_ids),
+                )
+            )
+        refusal = comparison_refusal(arms, expected_ids=ids)
+        if refusal is not None:
+            raise BemctlError(f"{name}: {refusal}", exit_code=1)
+        return arms
 
     def _kv_check(
         self, model, base: BaseModel, evals: list[TaskExample], loaded: LoadedSpec
@@ -408,6 +543,7 @@ class ExperimentRunner:
                 "prompts": [ex.prompt for ex in evals[:MEMORY_PROBE_PROMPTS]],
                 "max_new_tokens": min(spec.data.max_new_tokens, 2 * LATENCY_NEW_TOKENS),
                 "max_length": spec.model.max_length,
+                "pretrain": self._frozen.pretrain,  # the job's base, not this toml's
             }
             for role, result in arms.items()
         ]
@@ -424,12 +560,13 @@ class ExperimentRunner:
         return readings
 
     def _base_model(self, name: str) -> BaseModel:
-        p = self.settings.pretrain
+        """The frozen base; an embedded one pre-trained as the job's frozen plan says."""
+        p = self._frozen.pretrain or self.settings.pretrain.model_dump()
         plan = PretrainPlan(
-            steps=p.steps,
-            batch_size=p.batch_size,
-            learning_rate=p.learning_rate,
-            corpus_docs=p.corpus_docs,
+            steps=p["steps"],
+            batch_size=p["batch_size"],
+            learning_rate=p["learning_rate"],
+            corpus_docs=p["corpus_docs"],
         )
         phase = None
 
@@ -469,7 +606,7 @@ class ExperimentRunner:
         if role == "baseline" and spec.bem_config.baseline_variant_config() is not None:
             # AR1's baseline is AR0: an identical AR0 arm trained before is taken, not retrained
             source = queries.finished_run_with_adapter_key(
-                self.store, adapter_key(role, loaded, plan, seed)
+                self.store, adapter_key(role, loaded, plan, seed, self._frozen.pretrain)
             )
         if warm_start is not None:
             model.load_trainable_state_dict(_load_adapter(warm_start))
@@ -558,7 +695,10 @@ class ExperimentRunner:
         )
         phase.done()
         variant_stats = self._variant_statistics(model, base, task, evals, out, plan, loaded)
-        queries.record_evaluation(self.store, run_id, out.scores, out.predictions)
+        example_ids = [ex.id for ex in evals]
+        queries.record_evaluation(
+            self.store, run_id, out.scores, out.predictions, order=example_ids
+        )
         queries.update_run(
             self.store,
             run_id,
@@ -579,6 +719,7 @@ class ExperimentRunner:
             adapter_path,
             out.corpus_stats,
             variant_stats,
+            example_ids,
         )
 
     def _variant_statistics(
@@ -616,21 +757,25 @@ class ExperimentRunner:
     def _reload(
         self,
         run: Run,
+        scores: dict[str, dict[str, float]],
         loaded: LoadedSpec,
         base: BaseModel,
         task: Task,
         evals: list[TaskExample],
     ) -> RoleResult:
-        """An arm finished by an earlier attempt of this job: its adapter, scores and
-        measurements come back from the store; corpus statistics are recomputed from the
-        stored predictions (they are a deterministic function of them)."""
+        """An arm finished by an earlier attempt of this job (checked by `_reusable_run`):
+        its adapter, scores (metric -> example -> value, in position order) and measurements
+        come back from the store; corpus statistics are recomputed from the stored
+        predictions (they are a deterministic function of them)."""
         assert run.id is not None and run.adapter_path is not None
-        self.progress.log(
-            f"reusing run {run.id} ({run.role}, seed {run.seed}) from attempt {run.attempt}"
+        self._note(
+            "reused",
+            f"reusing run {run.id} ({run.role}, seed {run.seed}) from attempt {run.attempt}: "
+            "same plan, eval set and adapter key",
+            run.id,
         )
         model = self._build(run.role, loaded, base, run.seed)
         model.load_trainable_state_dict(_load_adapter(Path(run.adapter_path)))
-        scores = queries.example_scores(self.store, run.id)  # metric -> example -> value
         by_example: dict[str, dict[str, float]] = {}
         for metric, values in scores.items():
             for example_id, value in values.items():
@@ -656,6 +801,7 @@ class ExperimentRunner:
             Path(run.adapter_path),
             corpus,
             json.loads(run.variant_stats_json) if run.variant_stats_json else None,
+            list(scores[loaded.spec.metric_names[0]]),
         )
 
     def _save_adapter(self, run_id: int, model: torch.nn.Module) -> Path:
@@ -724,8 +870,9 @@ class ExperimentRunner:
         per_seed: list[tuple[RoleResult, RoleResult]],
         plan: ExperimentPlan,
     ) -> MetricOutcome:
-        """Pair per example after averaging each arm over seeds; keep each seed's difference."""
-        ids = [ex.id for ex in evals]
+        """Pair by evaluation position after averaging each arm over seeds; keep each seed's
+        difference. Every arm was checked (`_check_arms`) to be scored on this eval set in
+        order, so position i is the same example in every arm and in the corpus statistics."""
         if task.metric(metric).corpus_level:
             b_stats = np.mean([b.corpus_stats[metric] for b, _ in per_seed], axis=0)
             v_stats = np.mean([v.corpus_stats[metric] for _, v in per_seed], axis=0)
@@ -741,11 +888,11 @@ class ExperimentRunner:
             ]
             a = b = None
         else:
-            a = np.mean([[r.scores[i][metric] for i in ids] for r, _ in per_seed], axis=0)
-            b = np.mean([[r.scores[i][metric] for i in ids] for _, r in per_seed], axis=0)
+            a = np.mean([r.column(metric) for r, _ in per_seed], axis=0)
+            b = np.mean([r.column(metric) for _, r in per_seed], axis=0)
             corpus = None
             seed_diffs = [
-                float(np.mean([v.scores[i][metric] - bl.scores[i][metric] for i in ids]))
+                float(np.mean(np.subtract(v.column(metric), bl.column(metric))))
                 for bl, v in per_seed
             ]
         result = stats.compare(

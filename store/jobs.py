@@ -59,6 +59,9 @@ class QueueEntry:
     experiment_name: str
     spec_path: str
     options_json: str
+    # engine.plan.FrozenPlan as JSON: the resolved plan, fixed when queued (None: the worker
+    # resolves it from its own bemctl.toml, as bemctl < schema 0006 did)
+    plan_json: str | None = None
 
 
 def _event(session: Session, job_id: int, kind: str, message: str, run_id: int | None = None):
@@ -80,6 +83,7 @@ def enqueue(
             experiment_name=e.experiment_name,
             spec_path=e.spec_path,
             options_json=e.options_json,
+            plan_json=e.plan_json,
             priority=priority,
             max_attempts=max_attempts,
         )
@@ -283,6 +287,15 @@ def finish_job(
         return True
 
 
+def refuse_job(session: Session, job: Job, reason: str) -> None:
+    """A finished job whose comparison the batch decision refuses (its arms differ in more
+    than the variant): failed with the reason, no verdict; inside the decision's transaction."""
+    assert job.id is not None
+    job.status, job.error, job.phase = "failed", reason, "failed"
+    job.comparison_id = None
+    _event(session, job.id, "refused", reason)
+
+
 def release_job(store: Store, job_id: int, worker_id: str, reason: str) -> bool:
     """A stopping worker hands its job back: queued again, attempt not counted."""
     with store.session() as session:
@@ -328,12 +341,19 @@ def cancel_jobs(store: Store, job_ids: Sequence[int], reason: str) -> dict[int, 
 
 
 def retry_job(store: Store, job_id: int, *, priority: int | None = None) -> tuple[str, Job]:
-    """A new job (in a new batch) for the same frozen experiment and options."""
+    """A new job (in a new batch) for the same frozen experiment, options and plan: a retry
+    is the same experiment, whatever the bemctl.toml of whoever retries it says."""
     with store.session() as session:
         old = session.get(Job, job_id)
         if old is None:
             raise LookupError(f"job {job_id} does not exist")
-        entry = QueueEntry(old.experiment_id, old.experiment_name, old.spec_path, old.options_json)
+        entry = QueueEntry(
+            old.experiment_id,
+            old.experiment_name,
+            old.spec_path,
+            old.options_json,
+            old.plan_json,
+        )
         max_attempts = old.max_attempts
         priority = old.priority if priority is None else priority
     batch_id, [job] = enqueue(store, [entry], priority=priority, max_attempts=max_attempts)

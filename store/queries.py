@@ -71,8 +71,12 @@ def create_run(
     job_id: int | None = None,
     attempt: int = 1,
     adapter_key: str | None = None,
+    plan_json: str | None = None,
 ) -> Run:
-    """A queued run owned by this process (pid/hostname let a later process reap it)."""
+    """A queued run owned by this process (pid/hostname let a later process reap it).
+
+    `plan_json` is the arm's record (engine.arms.ArmRecord): the plan, base, eval set and
+    adapter key it is trained and evaluated under, checked before it is reused or compared."""
     if role not in RUN_ROLES:
         raise ValueError(f"run role must be one of {RUN_ROLES}, not {role!r}")
     run = Run(
@@ -87,6 +91,7 @@ def create_run(
         job_id=job_id,
         attempt=attempt,
         adapter_key=adapter_key,
+        plan_json=plan_json,
         pid=os.getpid(),
         hostname=socket.gethostname(),
     )
@@ -171,11 +176,30 @@ def record_evaluation(
     run_id: int,
     scores: dict[str, dict[str, float]],
     predictions: list[tuple[str, str, list[str], float | None]],
+    *,
+    order: Sequence[str] | None = None,
 ) -> None:
     """Store per-example scores (example_id -> metric -> value) and predictions
-    (example_id, prediction, references, latency_ms) in one bulk transaction."""
+    (example_id, prediction, references, latency_ms) in one bulk transaction.
+
+    Each score row gets its example's position in the evaluation set (`order`: the example
+    ids as evaluated; default: the order of `scores`), so the pairing of two arms - and every
+    interval computed from it - can be recomputed from the store alone."""
+    order = list(scores) if order is None else list(order)
+    position = {example_id: i for i, example_id in enumerate(order)}
+    if len(position) != len(order) or set(position) != set(scores):
+        raise ValueError(
+            f"run {run_id}: `order` must list each scored example once "
+            f"({len(order)} ids for {len(scores)} scored examples)"
+        )
     score_rows = [
-        {"run_id": run_id, "example_id": example_id, "metric": metric, "value": value}
+        {
+            "run_id": run_id,
+            "example_id": example_id,
+            "metric": metric,
+            "value": value,
+            "position": position[example_id],
+        }
         for example_id, metrics in scores.items()
         for metric, value in metrics.items()
     ]
@@ -240,7 +264,9 @@ def list_experiments(store: Store) -> list[Experiment]:
 
 def finished_run_of_job(store: Store, job_id: int, role: str, seed: int) -> Run | None:
     """The newest succeeded run of this arm in an earlier attempt of the job, if any:
-    a retried job reuses it instead of training the arm again."""
+    a requeued job reuses it instead of training the arm again, once the runner has checked
+    that its record (run.plan_json), adapter key, adapter file and scored examples match
+    what this attempt would produce (engine.arms.reuse_problem)."""
     with store.read_session() as session:
         return session.exec(
             select(Run)
@@ -307,11 +333,17 @@ def step_metrics(store: Store, run_id: int) -> list[StepMetric]:
 
 
 def example_scores(store: Store, run_id: int) -> dict[str, dict[str, float]]:
-    """metric -> example_id -> value: the shape paired statistics consume."""
+    """metric -> example_id -> value: the shape paired statistics consume, each metric's
+    examples in evaluation-set position order (rows written before positions were stored,
+    schema < 0006, come in insertion order, which was the evaluation order)."""
     with store.read_session() as session:
         rows = session.exec(
-            select(ExampleScore.metric, ExampleScore.example_id, ExampleScore.value).where(
-                ExampleScore.run_id == run_id
+            select(ExampleScore.metric, ExampleScore.example_id, ExampleScore.value)
+            .where(ExampleScore.run_id == run_id)
+            .order_by(
+                col(ExampleScore.position).is_(None),
+                col(ExampleScore.position),
+                col(ExampleScore.id),
             )
         ).all()
     result: dict[str, dict[str, float]] = {}

@@ -69,11 +69,12 @@ def _child(request: dict) -> MemoryReading:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     loaded = load_spec(Path(request["spec"]))
-    p = settings.pretrain
+    # the job's frozen pre-training plan (the base its arms were trained on), else the toml's
+    p = request.get("pretrain") or settings.pretrain.model_dump()
     base = load_base_model(
         loaded.spec.model.base_model,
         settings.cache_dir,
-        PretrainPlan(p.steps, p.batch_size, p.learning_rate, p.corpus_docs),
+        PretrainPlan(p["steps"], p["batch_size"], p["learning_rate"], p["corpus_docs"]),
     )
     device = torch.device(request["device"])
     model = build_adapter_model(

@@ -11,9 +11,9 @@ from sqlmodel import Session
 
 from bemctl.errors import BemctlError
 from bemctl.settings import Settings
-from engine.decision import decide, write_decisions
+from engine.decision import arm_refusal, decide, write_decisions
 from engine.outcome_codec import decode_outcome, encode_outcome
-from engine.plan import RunOptions
+from engine.plan import FrozenPlan, RunOptions, freeze_plan
 from engine.progress import ProgressSink
 from engine.queue.control import JobControl, JobProgress
 from engine.runner import ExperimentOutcome, ExperimentRunner, JobContext, resolve_specs
@@ -32,7 +32,9 @@ def enqueue_experiments(
     priority: int = 0,
 ) -> tuple[str, list[Job]]:
     """Validate the specs now (a typo fails here, not on a worker later), freeze each one
-    as an experiment row, and queue one job per experiment in a new batch."""
+    as an experiment row, resolve its plan with this machine's settings and these options
+    (frozen into the job: every worker runs exactly this), and queue one job per experiment
+    in a new batch."""
     specs = resolve_specs(names, settings)
     entries = []
     for loaded in specs:
@@ -51,6 +53,7 @@ def enqueue_experiments(
                 spec.experiment_name,
                 str(loaded.path.resolve()),
                 json.dumps(dataclasses.asdict(options)),
+                freeze_plan(spec, settings, options).to_json(),
             )
         )
     return jobs.enqueue(
@@ -82,6 +85,7 @@ def run_job(
     assert job.id is not None
     loaded = load_job_spec(store, job)
     options = RunOptions(**json.loads(job.options_json))
+    frozen = job_plan(settings, store, job, loaded, options, progress)
     runner = ExperimentRunner(
         settings,
         store,
@@ -90,14 +94,64 @@ def run_job(
         invocation_id=job.batch_id,
         job=JobContext(job.id, job.attempts, control),
     )
-    return runner.run_experiment(loaded)
+    return runner.run_experiment(loaded, frozen)
+
+
+def job_plan(
+    settings: Settings,
+    store: Store,
+    job: Job,
+    loaded: LoadedSpec,
+    options: RunOptions,
+    progress: ProgressSink,
+) -> FrozenPlan:
+    """The plan frozen when the job was queued; this worker's bemctl.toml only fills in for
+    a job queued by a bemctl that froze none. Either way the job's log says which it is,
+    and where this worker's own settings would have run something else."""
+    assert job.id is not None
+
+    def note(message: str) -> None:
+        progress.log(message)
+        jobs.log_event(store, job.id, "plan", message)
+
+    local = freeze_plan(loaded.spec, settings, options)
+    if job.plan_json is None:
+        note(
+            f"job {job.id} has no frozen plan (queued by an older bemctl): "
+            "its sizes come from this worker's bemctl.toml"
+        )
+        return local
+    try:
+        frozen = FrozenPlan.from_json(job.plan_json)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise BemctlError(
+            f"job {job.id}: plan_json: {exc}; queue it again (bemctl queue {job.experiment_name})",
+            exit_code=1,
+        ) from None
+    p = frozen.experiment
+    differ = [f"{what} {theirs}" for what, _, theirs in frozen.differences(local)]
+    note(
+        f"job {job.id} runs its queued plan: {p.steps} steps, batch {p.batch_size}, "
+        f"{p.train_size} train / {p.eval_size} eval examples, seeds {list(p.seeds)}"
+        + (f" (this worker's bemctl.toml would give {', '.join(differ)})" if differ else "")
+    )
+    return frozen
 
 
 def finish_batch(store: Store, batch_id: str) -> bool:
     """Write the batch's verdicts if all its jobs are done; True if this call wrote them."""
 
     def write(session: Session, succeeded: list[Job]) -> None:
-        decided = [(j, decode_outcome(j.outcome_json)) for j in succeeded if j.outcome_json]
+        decided = []
+        for job in succeeded:
+            if not job.outcome_json:
+                continue
+            outcome = decode_outcome(job.outcome_json)
+            refusal = arm_refusal(outcome)
+            if refusal is not None:  # no verdict, out of the BH family; the job fails
+                jobs.refuse_job(session, job, refusal)
+                continue
+            decided.append((job, outcome))
         outcomes = [outcome for _, outcome in decided]
         decide(outcomes)
         write_decisions(session, outcomes, batch_id)

@@ -239,6 +239,32 @@ def test_retry_makes_a_new_job_with_the_same_frozen_inputs(store: Store) -> None
     assert jobs.job_events(store, job.id)[-1].message == f"retried as job {new.id}"
 
 
+def test_enqueue_stores_the_frozen_plan_and_retry_copies_it(store: Store) -> None:
+    experiment = queries.get_or_create_experiment(store, "exp", "{}", "h", "exp.yml")
+    assert experiment.id is not None
+    plan = '{"format": 1, "experiment": {"steps": 100}, "pretrain": null}'
+    entry = jobs.QueueEntry(experiment.id, "exp", "exp.yml", "{}", plan)
+    _, [job] = jobs.enqueue(store, [entry])
+    assert jobs.get_job(store, job.id).plan_json == plan
+    jobs.cancel_jobs(store, [job.id], "x")
+    _, new = jobs.retry_job(store, job.id)
+    assert jobs.get_job(store, new.id).plan_json == plan  # the retry is the same experiment
+    _, [old_style] = _enqueue(store)  # an entry without a plan (the worker resolves one)
+    assert old_style.plan_json is None
+
+
+def test_refuse_job_fails_it_with_the_reason_and_an_event(store: Store) -> None:
+    _, [job] = _enqueue(store)
+    with store.session() as session:
+        row = session.get(Job, job.id)
+        row.status, row.comparison_id = "succeeded", 5
+        jobs.refuse_job(session, row, "exp: refused, the arms differ in steps (6 vs 8)")
+    refused = jobs.get_job(store, job.id)
+    assert (refused.status, refused.comparison_id) == ("failed", None)
+    assert refused.error == "exp: refused, the arms differ in steps (6 vs 8)"
+    assert jobs.job_events(store, job.id)[-1].kind == "refused"
+
+
 def test_a_reused_pid_does_not_keep_a_dead_workers_lease(store: Store) -> None:
     """The pid exists, but its process started after the claim: the OS reused it."""
     import os

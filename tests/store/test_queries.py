@@ -217,6 +217,51 @@ def test_record_evaluation_round_trips(store: Store, seed: Seed) -> None:
     assert queries.example_scores(store, 999) == {}
 
 
+def test_record_evaluation_stores_each_examples_position(store: Store, seed: Seed) -> None:
+    """Positions come from `order` (the eval set as evaluated), not from the dict or the ids;
+    `example_scores` returns each metric's examples in that order."""
+    _, run, _ = seed()
+    assert run.id is not None
+    scores = {
+        eid: {"f1": v, "exact_match": float(v == 1)}
+        for eid, v in [("b", 0.5), ("c", 1.0), ("a", 0.0)]
+    }
+    order = ["c", "a", "b"]
+    queries.record_evaluation(store, run.id, scores, [], order=order)
+    with store.read_session() as session:
+        rows = session.exec(
+            select(ExampleScore.metric, ExampleScore.example_id, ExampleScore.position)
+        ).all()
+    assert {(m, e): pos for m, e, pos in rows} == {
+        (m, e): order.index(e) for m in ("f1", "exact_match") for e in order
+    }
+    got = queries.example_scores(store, run.id)
+    assert list(got["f1"]) == order and list(got["exact_match"]) == order
+    assert got["f1"] == {"c": 1.0, "a": 0.0, "b": 0.5}
+
+
+def test_record_evaluation_without_order_uses_the_scores_order(store: Store, seed: Seed) -> None:
+    _, run, _ = seed()
+    assert run.id is not None
+    queries.record_evaluation(store, run.id, {"z": {"f1": 1.0}, "y": {"f1": 0.0}}, [])
+    with store.read_session() as session:
+        rows = session.exec(select(ExampleScore.example_id, ExampleScore.position)).all()
+    assert dict(rows) == {"z": 0, "y": 1}
+
+
+@pytest.mark.parametrize("order", [["q1"], ["q1", "q2", "q2"], ["q1", "q3"]])
+def test_record_evaluation_refuses_an_order_that_is_not_the_scored_set(
+    store: Store, seed: Seed, order: list[str]
+) -> None:
+    _, run, _ = seed()
+    assert run.id is not None
+    with pytest.raises(ValueError, match="`order` must list each scored example once"):
+        queries.record_evaluation(
+            store, run.id, {"q1": {"f1": 1.0}, "q2": {"f1": 0.0}}, [], order=order
+        )
+    assert _count(store, ExampleScore) == 0
+
+
 def test_record_evaluation_is_one_transaction(store: Store, seed: Seed) -> None:
     _, run, _ = seed()
     assert run.id is not None
