@@ -341,14 +341,14 @@ def list_cmd(limit: Annotated[int, typer.Option(min=1, help="recent runs to show
     now = utcnow()
     table = Table(title="jobs", title_justify="left")
     for col in ("job", "experiment", "status", "attempt", "priority", "phase", "worker", "error"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "phase")  # step/loss/ETA stay on one line
     for j in queued:
         # a running job's phase with its step/total, detail (e.g. loss) and ETA
         phase = (
             phase_text(
                 phase_progress(
                     j.phase, j.phase_step, j.phase_total, j.phase_detail, j.phase_started_at, now
-                )
+                ),
             )
             if j.status == "running"
             else j.phase or ""
