@@ -425,7 +425,7 @@ def forest_figure(records: list[dict[str, Any]]) -> Figure | None:
         return None
     heights = [len(rows) + 1.2 for rows in panels.values()]
     with matplotlib.style.context(_STYLE):
-        fig = Figure(figsize=(7, 0.5 + 0.38 * sum(heights)))
+        fig = Figure(figsize=(8, 0.5 + 0.38 * sum(heights)))
         axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[
             :, 0
         ]
@@ -473,6 +473,7 @@ def _forest_panel(ax, metric: str, rows: list[ForestRow]) -> None:
     ax.set_title(metric, parse_math=False, loc="left", fontweight="bold")
     ax.set_xlabel(f"Δ {metric} (variant − baseline, {metric}'s own units)", parse_math=False)
     ax.grid(axis="y", visible=False)
-    legend = ax.legend(loc="best", fontsize=7)
+    # beside the panel, never over an interval (a one-row panel has no free corner)
+    legend = ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
     for text in legend.get_texts():
         text.set_parse_math(False)
