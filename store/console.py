@@ -331,6 +331,8 @@ class RunInfo:
     job_status: str | None
     job_phase: str | None
     job_error: str | None
+    curve_quantity: str | None = None  # what the step rows measure (None: LM loss)
+    job_phase_progress: PhaseProgress | None = None
 
 
 @dataclass(frozen=True)
@@ -391,6 +393,19 @@ def run_detail(store: Store, run_id: int, after_step: int = -1) -> RunDetail | N
             job_status=job.status if job else None,
             job_phase=job.phase if job else None,
             job_error=job.error if job else None,
+            curve_quantity=run.curve_quantity,
+            job_phase_progress=(
+                phase_progress(
+                    job.phase,
+                    job.phase_step,
+                    job.phase_total,
+                    job.phase_detail,
+                    job.phase_started_at,
+                    now,
+                )
+                if job is not None and job.status == "running"
+                else None
+            ),
         )
     return RunDetail(
         info,
