@@ -436,6 +436,7 @@ class MetricResult:
     n_needed: int | None = None
     underpowered: bool = False
     underpowered_reason: str | None = None
+    identical_to: str | None = None  # a metric whose paired differences this one repeats
 
 
 @dataclass(frozen=True)
@@ -504,6 +505,7 @@ def results(store: Store) -> list[ExperimentResult]:
                         n_needed=s.n_needed,
                         underpowered=s.underpowered,
                         underpowered_reason=s.underpowered_reason,
+                        identical_to=s.identical_to,
                     )
                     for s in stats
                 ),

@@ -29,7 +29,7 @@ class StatsTable(DataTable[str | Text]):
             self.add_column(name, key=name)
         for m in self._metrics:
             self.add_row(
-                m.metric,
+                m.metric if m.identical_to is None else f"{m.metric} (= {m.identical_to})",
                 Text(str(m.n), justify="right"),
                 Text(num(m.baseline), justify="right"),
                 Text(num(m.variant), justify="right"),

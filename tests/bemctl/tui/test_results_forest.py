@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 from bemctl.settings import load_settings
 from bemctl.tui.app import BemctlApp
@@ -21,6 +22,8 @@ from bemctl.tui.widgets.forest_plot import (
     strip,
 )
 from bemctl.tui.widgets.stats_table import StatsTable
+from store.db import Store
+from store.models import StatResult
 from tests.bemctl.tui.helpers import fixed_results_store, store_path, wait_for
 
 CHRF = ForestRow("chrf", 0.2, -0.3, 0.7, threshold=0.005)  # points: ±0.5
@@ -68,6 +71,13 @@ def test_lines_label_their_axis_ends_and_flags() -> None:
 @pytest.mark.anyio
 async def test_results_screen_shows_forest_and_underpowered_note(fast_project: Path) -> None:
     fixed_results_store(store_path(fast_project))
+    with Store(store_path(fast_project)) as store, store.session() as session:
+        # exp_promote's f1 differences repeat exact_match's (schema 0006 identical_to)
+        f1 = session.exec(
+            select(StatResult).where(StatResult.metric == "f1", StatResult.comparison_id == 1)
+        ).first()
+        assert f1 is not None
+        f1.identical_to = "exact_match"
     app = BemctlApp(load_settings())
     async with app.run_test(size=(140, 60)) as pilot:
         await pilot.press("2")
@@ -100,3 +110,5 @@ async def test_results_screen_shows_forest_and_underpowered_note(fast_project: P
         assert "underpowered, n≥410" in str(em_row[-1])  # power column
         assert "all Δ equal" in str(f1_row[5])  # the CI column of the point interval
         assert "all Δ equal" in str(plots["forest-exp_unsure"].render())
+        promote = screen.query_one("#result-exp_promote").query_one(StatsTable)
+        assert str(promote.get_row_at(1)[0]) == "f1 (= exact_match)"
