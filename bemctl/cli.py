@@ -448,17 +448,34 @@ def list_cmd(
         runs = queries.list_runs(store, limit)
         names = {e.id: e.name for e in queries.list_experiments(store)}
         queued = jobs.list_jobs(store, limit)
+    from rich.text import Text
+
+    from bemctl.tui.format import phase_text
+    from store.console import phase_progress
+    from store.types import utcnow
+
+    now = utcnow()
     table = Table(title="jobs", title_justify="left")
     for col in ("job", "experiment", "status", "attempt", "priority", "phase", "worker", "error"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "phase")  # step/loss/ETA stay on one line
     for j in queued:
+        # a running job's phase with its step/total, detail (e.g. loss) and ETA
+        phase = (
+            phase_text(
+                phase_progress(
+                    j.phase, j.phase_step, j.phase_total, j.phase_detail, j.phase_started_at, now
+                ),
+            )
+            if j.status == "running"
+            else j.phase or ""
+        )
         table.add_row(
             str(j.id),
             j.experiment_name,
             j.status,
             f"{j.attempts}/{j.max_attempts}",
             str(j.priority),
-            j.phase or "",
+            Text(phase),  # not markup: a phase name may hold brackets
             j.worker_id or "",
             (j.error or "")[:60],
         )

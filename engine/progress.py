@@ -6,7 +6,11 @@ from typing import Protocol
 
 
 class Phase(Protocol):
-    def advance(self, n: int = 1, info: str = "") -> None: ...
+    def advance(self, n: int = 1, info: str = "") -> None:
+        """`n` more steps done; `info` (e.g. "loss 2.410") is shown beside the step count
+        (a worker's job row keeps the latest non-empty one for `bemctl list` and the console).
+        """
+        ...
 
     def done(self) -> None: ...
 

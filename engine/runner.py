@@ -601,6 +601,9 @@ class ExperimentRunner:
         spec = loaded.spec
         queries.mark_run_running(self.store, run_id)
         model = self._build(role, loaded, base, seed)
+        queries.update_run(  # what its step rows measure (None: language-model loss)
+            self.store, run_id, curve_quantity=getattr(model, "curve_quantity", None)
+        )
         total, trainable = model.parameter_counts()
         source = None
         if role == "baseline" and spec.bem_config.baseline_variant_config() is not None:

@@ -32,6 +32,47 @@ from store.types import utcnow
 
 
 @dataclass(frozen=True)
+class PhaseProgress:
+    """Where a running job's current phase is: e.g. the base model's pre-training at step
+    340 of 2000, "loss 2.410", 50 s in (the job.phase_* columns, schema 0006)."""
+
+    name: str
+    step: int | None
+    total: int | None
+    detail: str | None
+    elapsed_s: float | None  # since the phase started
+
+    @property
+    def fraction(self) -> float | None:
+        if self.step is None or not self.total:
+            return None
+        return min(1.0, self.step / self.total)
+
+    @property
+    def eta_s(self) -> float | None:
+        """The phase's remaining time, if its steps to come take as long as those done."""
+        if self.step is None or self.total is None or self.elapsed_s is None:
+            return None
+        if self.step <= 0 or self.step >= self.total:
+            return None
+        return self.elapsed_s * (self.total - self.step) / self.step
+
+
+def phase_progress(
+    name: str | None,
+    step: int | None,
+    total: int | None,
+    detail: str | None,
+    started_at: datetime | None,
+    now: datetime,
+) -> PhaseProgress | None:
+    """The job row's phase columns as one value (None when the job has no phase)."""
+    if name is None:
+        return None
+    return PhaseProgress(name, step, total, detail, _elapsed(started_at, None, now))
+
+
+@dataclass(frozen=True)
 class QueueRow:
     """One line of the Queue/Runs table: a run, or a job whose runs do not exist yet.
 
@@ -55,6 +96,8 @@ class QueueRow:
     eta_s: float | None
     phase: str | None
     error: str | None
+    # the running job's current phase with its step, total, detail and ETA (None otherwise)
+    phase_progress: PhaseProgress | None = None
 
     @property
     def progress(self) -> float | None:
@@ -97,8 +140,10 @@ def row_matches(row: QueueRow, text: str | None) -> bool:
 
 
 def queue_rows(store: Store, filter: str | None = None) -> list[QueueRow]:
-    """One row per run (newest job first), plus one per queued or just-claimed job that has
-    no run of its current attempt yet, so queued work is visible before a worker starts it.
+    """One row per run (newest job first), plus one per queued job and one per running job
+    none of whose current runs is running: queued work is visible before a worker starts
+    it, and so is what a job does outside its runs (pre-training the base model while both
+    runs wait, measuring latency after both have finished) with that phase's progress.
     """
     rows = list(refresh_snapshot(store).rows)
     return [r for r in rows if row_matches(r, filter)]
@@ -128,18 +173,24 @@ def refresh_snapshot(store: Store) -> Snapshot:
                 Job.batch_id,
                 Job.status,
                 Job.phase,
+                Job.phase_step,
+                Job.phase_total,
+                Job.phase_detail,
+                Job.phase_started_at,
             )
             .join(Experiment, col(Experiment.id) == Run.experiment_id)
             .outerjoin(Job, col(Job.id) == Run.job_id)
         ).all()
         # A queued job never has a run of the attempt it waits for (runs are created by the
-        # worker that claims it); a running one has none until the worker has set up. Runs
-        # of a released attempt (same number, status interrupted) do not count.
-        current_runs = exists().where(
+        # worker that claims it). A running job gets its own line while none of the runs of
+        # its current attempt is running: before they exist, while they wait for the base
+        # model's pre-training, and in the job-wide phases after training (latency, memory,
+        # statistics); a running run shows the job's phase itself.
+        running_run = exists().where(
             and_(
                 col(Run.job_id) == Job.id,
                 col(Run.attempt) == Job.attempts,
-                Run.status != "interrupted",
+                Run.status == "running",
             )
         )
         job_rows = conn.execute(
@@ -151,13 +202,19 @@ def refresh_snapshot(store: Store) -> Snapshot:
                 Job.phase,
                 Job.error,
                 Job.started_at,
-            ).where((Job.status == "queued") | ((Job.status == "running") & ~current_runs))
+                Job.phase_step,
+                Job.phase_total,
+                Job.phase_detail,
+                Job.phase_started_at,
+            ).where((Job.status == "queued") | ((Job.status == "running") & ~running_run))
         ).all()
         counts = conn.execute(
             select(Job.status, Job.worker_id).where(col(Job.status).in_(("queued", "running")))
         ).all()
     rows: list[QueueRow] = []
-    for job_id, batch_id, name, status, phase, error, started in job_rows:
+    for job_id, batch_id, name, status, phase, error, started, *phase_cols in job_rows:
+        running = status == "running"
+        progress = phase_progress(phase, *phase_cols, now) if running else None
         rows.append(
             QueueRow(
                 key=f"job-{job_id}",
@@ -169,13 +226,15 @@ def refresh_snapshot(store: Store) -> Snapshot:
                 seed=None,
                 status=status,
                 job_status=status,
-                current_step=0,
-                total_steps=0,
+                # the line's numbers are its phase's: e.g. pre-training step 340 of 2000
+                current_step=(progress.step or 0) if progress else 0,
+                total_steps=(progress.total or 0) if progress else 0,
                 last_loss=None,
-                elapsed_s=_elapsed(started, None, now) if status == "running" else None,
-                eta_s=None,
-                phase=phase if status == "running" else None,
+                elapsed_s=_elapsed(started, None, now) if running else None,
+                eta_s=progress.eta_s if progress else None,
+                phase=phase if running else None,
                 error=error,
+                phase_progress=progress,
             )
         )
     for (
@@ -194,8 +253,10 @@ def refresh_snapshot(store: Store) -> Snapshot:
         batch_id,
         job_status,
         phase,
+        *phase_cols,
     ) in run_rows:
         elapsed = _elapsed(started, finished, now)
+        live = status == "running" and job_status == "running"
         rows.append(
             QueueRow(
                 key=f"run-{run_id}",
@@ -212,8 +273,9 @@ def refresh_snapshot(store: Store) -> Snapshot:
                 last_loss=loss,
                 elapsed_s=elapsed,
                 eta_s=_eta(status, elapsed, current, total),
-                phase=phase if status == "running" and job_status == "running" else None,
+                phase=phase if live else None,
                 error=error,
+                phase_progress=phase_progress(phase, *phase_cols, now) if live else None,
             )
         )
     rows.sort(key=_newest_first)
@@ -269,6 +331,8 @@ class RunInfo:
     job_status: str | None
     job_phase: str | None
     job_error: str | None
+    curve_quantity: str | None = None  # what the step rows measure (None: LM loss)
+    job_phase_progress: PhaseProgress | None = None
 
 
 @dataclass(frozen=True)
@@ -329,6 +393,19 @@ def run_detail(store: Store, run_id: int, after_step: int = -1) -> RunDetail | N
             job_status=job.status if job else None,
             job_phase=job.phase if job else None,
             job_error=job.error if job else None,
+            curve_quantity=run.curve_quantity,
+            job_phase_progress=(
+                phase_progress(
+                    job.phase,
+                    job.phase_step,
+                    job.phase_total,
+                    job.phase_detail,
+                    job.phase_started_at,
+                    now,
+                )
+                if job is not None and job.status == "running"
+                else None
+            ),
         )
     return RunDetail(
         info,
@@ -354,6 +431,12 @@ class MetricResult:
     p: float
     p_adjusted: float | None
     d_z: float | None
+    degenerate: bool = False  # every paired difference equal: the interval is a point
+    power: float | None = None
+    n_needed: int | None = None
+    underpowered: bool = False
+    underpowered_reason: str | None = None
+    identical_to: str | None = None  # a metric whose paired differences this one repeats
 
 
 @dataclass(frozen=True)
@@ -380,6 +463,14 @@ class ExperimentResult:
     metrics: tuple[MetricResult, ...]
     gates: tuple[GateResult, ...]
     reasons: tuple[str, ...]
+    underpowered: tuple[str, ...] = ()  # why the comparison is too small to decide (per metric)
+
+    def min_improvement(self, metric: str) -> float | None:
+        """The `min_improvement` gate's threshold for `metric` (None if it has none)."""
+        for g in self.gates:
+            if g.gate == "min_improvement" and g.metric == metric:
+                return g.threshold
+        return None
 
 
 def results(store: Store) -> list[ExperimentResult]:
@@ -409,6 +500,12 @@ def results(store: Store) -> list[ExperimentResult]:
                         p=s.p_value,
                         p_adjusted=s.p_adjusted,
                         d_z=s.effect_dz,
+                        degenerate=s.degenerate,
+                        power=s.power,
+                        n_needed=s.n_needed,
+                        underpowered=s.underpowered,
+                        underpowered_reason=s.underpowered_reason,
+                        identical_to=s.identical_to,
                     )
                     for s in stats
                 ),
@@ -425,6 +522,7 @@ def results(store: Store) -> list[ExperimentResult]:
                     for g in gates
                 ),
                 reasons=tuple(json.loads(comp.reasons_json)),
+                underpowered=tuple(json.loads(comp.underpowered_json or "[]")),
             )
         )
     return out

@@ -139,6 +139,10 @@ def claim_next(
                 heartbeat_at=now,
                 lease_expires_at=now + timedelta(seconds=lease_s),
                 phase="claimed",
+                phase_step=None,
+                phase_total=None,
+                phase_detail=None,
+                phase_started_at=now,
             )
             .returning(Job.id)
         ).first()
@@ -240,15 +244,38 @@ def heartbeat(store: Store, job_id: int, worker_id: str, lease_s: float) -> bool
 
 
 def set_phase(
-    store: Store, job_id: int, worker_id: str, phase: str, run_id: int | None = None
+    store: Store,
+    job_id: int,
+    worker_id: str,
+    phase: str,
+    run_id: int | None = None,
+    total: int | None = None,
 ) -> None:
-    """What the job is doing now (shown live) and the same line in its event log."""
+    """What the job is doing now (shown live) and the same line in its event log; the
+    phase's progress starts over at 0 of `total` (None: a phase with no step count)."""
     with store.session() as session:
         job = session.get(Job, job_id)
         if job is None or job.worker_id != worker_id:
             raise LeaseLost(f"job {job_id} is no longer held by {worker_id}")
         job.phase = phase
+        job.phase_step, job.phase_total = (0 if total else None), (total or None)
+        job.phase_detail, job.phase_started_at = None, utcnow()
         _event(session, job_id, "phase", phase, run_id)
+
+
+def set_phase_progress(
+    store: Store, job_id: int, worker_id: str, step: int, detail: str | None
+) -> bool:
+    """Where the current phase is (step of its total, e.g. "loss 2.41"); one UPDATE, no
+    event row (a phase can have thousands of steps). False when the job is not ours."""
+    with store.session() as session:
+        row = session.exec(  # type: ignore[call-overload]
+            update(Job)
+            .where(col(Job.id) == job_id, Job.worker_id == worker_id, Job.status == "running")
+            .values(phase_step=step, phase_detail=detail)
+            .returning(Job.id)
+        ).first()
+    return row is not None
 
 
 def log_event(store: Store, job_id: int, kind: str, message: str, run_id: int | None = None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -17,14 +18,17 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bemctl.reports.curves import Points, RunCurve, as_curve
 from bemctl.reports.router_summary import router_rows
 
-Curves = Mapping[int, Sequence[tuple[int, float]]]
+Curves = Mapping[int, RunCurve | Points]
 
 # The default style, whatever the user's matplotlibrc says, so the same data draws the
 # same pixels (and text.usetex or odd fonts cannot break a report).
 _STYLE: list[Any] = ["default", {"font.size": 9, "axes.grid": True, "grid.alpha": 0.3}]
 _BASELINE, _VARIANT = "#4c72b0", "#dd8452"
+_ABOVE, _BELOW, _ACROSS = "#2e9e2e", "#c93030", "#555555"  # CI above 0, below 0, contains 0
+_THRESHOLD = "#8e44ad"  # min_improvement
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222;
@@ -57,10 +61,11 @@ def verdict_class(verdict: str) -> str:
 def render_html(records: list[dict[str, Any]], curves: Curves) -> str:
     """The whole report: summary, forest plot, then one section per experiment.
 
-    `curves` maps run_id -> [(step, loss), ...] (see `curves.load_curves`); runs missing
-    from it are drawn as having no curve.
+    `curves` maps run_id -> its RunCurve (see `curves.load_curves`; bare [(step, value), ...]
+    lists count as language-model loss); runs missing from it are drawn as having no curve.
     """
-    forest = _forest_png(records)
+    figure = forest_figure(records)
+    forest = None if figure is None else _png(figure)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -74,7 +79,10 @@ def render_html(records: list[dict[str, Any]], curves: Curves) -> str:
             "<h2>Paired differences</h2>",
             '<p class="muted">Mean paired difference (variant − baseline) per experiment and '
             "metric with its BCa bootstrap interval (per metric, not adjusted for "
-            "multiplicity). Green: interval above 0, red: below 0, grey: contains 0.</p>",
+            "multiplicity), one panel per metric on that metric's own scale (a chrF point "
+            "and an exact-match fraction are not comparable lengths). Green: interval above "
+            "0, red: below 0, grey: contains 0; dashed: 0; purple: the min_improvement "
+            "gate's threshold. Hollow: underpowered.</p>",
             _img(forest, "forest plot of paired differences with confidence intervals"),
         ]
     for index, record in enumerate(records):
@@ -120,11 +128,13 @@ def _experiment(index: int, r: dict[str, Any], curves: Curves) -> list[str]:
             + " — neither PROMOTE nor REJECT is supported by this much evidence.</p>"
         )
     out += ["<h3>Statistics</h3>", *_stats_table(r), "<h3>Training curves</h3>"]
-    png = _curves_png(r, curves)
-    if png is None:
-        out.append('<p class="muted">no loss curve recorded for either run</p>')
+    figure = curves_figure(r, curves)
+    if figure is None:
+        out.append('<p class="muted">no training curve recorded for either run</p>')
     else:
-        out.append(_img(png, f"training loss of {r['experiment_id']}: baseline vs variant"))
+        quantities = " and ".join(sorted({c.label for c in _arm_curves(r, curves).values()}))
+        out.append(_img(_png(figure), f"training curves of {r['experiment_id']}: {quantities}"))
+    out += _no_curve_notes(r, curves)
     out += ["<h3>Cost</h3>", *_budget_table(r)]
     router = router_rows(r)
     if router:
@@ -177,7 +187,7 @@ def _stats_table(r: dict[str, Any]) -> list[str]:
             _num(test["p_value"], ".3g"),
             _num(adjusted.get(metric), ".3g"),
             _num(sv["effect_sizes"][metric]["cohens_dz"], ".3f"),
-            _num(sv["power_analysis"][metric]["power"], ".2f"),
+            _power(sv["power_analysis"][metric]),
         ]
         rows.append(
             "<tr>"
@@ -193,6 +203,34 @@ def _stats_table(r: dict[str, Any]) -> list[str]:
         f"{escape(str(sv.get('ci_note', '')))}.</p>"
     )
     return rows
+
+
+def _power(power: dict[str, Any]) -> str:
+    cell = _num(power["power"], ".2f")
+    if power.get("underpowered"):
+        needed = power.get("n_needed")
+        cell += " <strong>underpowered</strong>" + (f" (n ≥ {_num(needed)})" if needed else "")
+    return cell
+
+
+def _no_curve_notes(r: dict[str, Any], curves: Curves) -> list[str]:
+    """Say why an arm draws no curve: its adapter was taken from another run (a borrowed
+    arm trains nothing), or it logged no step while the other arm did."""
+    drawn = _arm_curves(r, curves)
+    notes = []
+    for role in ("baseline", "variant"):
+        side = r[f"{role}_metrics"]
+        source = side.get("adapter_source_run_id")
+        if role in drawn:
+            continue
+        if source is not None:
+            why = f"adapter taken from run {source}, not trained here"
+        elif drawn:
+            why = "no steps recorded"
+        else:
+            continue  # neither arm has a curve: said above
+        notes.append(f"{role} (run {side['run_id']}): {why}")
+    return [f'<p class="muted">No curve for {escape("; ".join(notes))}.</p>'] if notes else []
 
 
 def _budget_table(r: dict[str, Any]) -> list[str]:
@@ -270,62 +308,172 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _curves_png(r: dict[str, Any], curves: Curves) -> bytes | None:
-    """Loss vs step, baseline and variant on one axis; None when neither run logged a step."""
-    arms = [
-        ("baseline", r["baseline_metrics"]["run_id"], _BASELINE),
-        ("variant", r["variant_metrics"]["run_id"], _VARIANT),
-    ]
-    drawn = [(label, run_id, color, curves.get(run_id) or []) for label, run_id, color in arms]
-    if not any(points for *_, points in drawn):
+def _arm_curves(r: dict[str, Any], curves: Curves) -> dict[str, RunCurve]:
+    """role -> its run's curve, for the arms that logged at least one step."""
+    found = {}
+    for role in ("baseline", "variant"):
+        curve = as_curve(curves.get(r[f"{role}_metrics"]["run_id"]))
+        if curve.points:
+            found[role] = curve
+    return found
+
+
+def curves_figure(r: dict[str, Any], curves: Curves) -> Figure | None:
+    """Training curves, one panel per quantity the arms logged (the language-model loss,
+    AR1's policy objective, ...), each with its own y axis and name; None when neither arm
+    logged a step. Arms that log the same quantity share a panel, so they compare directly.
+    """
+    arms = _arm_curves(r, curves)
+    if not arms:
         return None
+    panels: dict[str, list[str]] = {}
+    for role, curve in arms.items():
+        panels.setdefault(curve.label, []).append(role)
+    colours = {"baseline": _BASELINE, "variant": _VARIANT}
     with matplotlib.style.context(_STYLE):
-        fig = Figure(figsize=(7, 3.2))
-        ax = fig.add_subplot()
-        for label, run_id, color, points in drawn:
-            if points:
-                steps, losses = zip(*points, strict=True)
-                marker = "o" if len(points) <= 30 else None
-                name = f"{label} (run {run_id})"
-                ax.plot(steps, losses, color=color, marker=marker, ms=3, label=name)
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
-        ax.set_title(str(r["experiment_id"]), parse_math=False)
-        legend = ax.legend()
-        for text in legend.get_texts():
-            text.set_parse_math(False)
+        fig = Figure(figsize=(7, 0.4 + 2.8 * len(panels)))
+        axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+        for ax, (quantity, roles) in zip(axes, panels.items(), strict=True):
+            for role in roles:
+                curve = arms[role]
+                steps, values = zip(*curve.points, strict=True)
+                marker = "o" if len(steps) <= 30 else None
+                run_id = r[f"{role}_metrics"]["run_id"]
+                ax.plot(
+                    steps,
+                    values,
+                    color=colours[role],
+                    marker=marker,
+                    ms=3,
+                    label=f"{role} (run {run_id})",
+                )
+            ax.set_xlabel("step")
+            ax.set_ylabel(quantity, parse_math=False)
+            ax.set_title(f"{r['experiment_id']}: {quantity}", parse_math=False)
+            legend = ax.legend()
+            for text in legend.get_texts():
+                text.set_parse_math(False)
         fig.tight_layout()
-        return _png(fig)
+        return fig
 
 
-def _forest_rows(records: list[dict[str, Any]]) -> list[tuple[str, float, float, float]]:
-    rows = []
+@dataclass(frozen=True)
+class ForestRow:
+    experiment: str
+    estimate: float
+    low: float
+    high: float
+    threshold: float | None  # the min_improvement gate's, for this experiment and metric
+    degenerate: bool
+    underpowered: bool
+
+    @property
+    def colour(self) -> str:
+        return _ABOVE if self.low > 0 else _BELOW if self.high < 0 else _ACROSS
+
+
+def forest_rows(records: list[dict[str, Any]]) -> dict[str, list[ForestRow]]:
+    """metric -> one row per experiment that measured it, in the records' order."""
+    panels: dict[str, list[ForestRow]] = {}
     for r in records:
+        thresholds = {
+            g["metric"]: g["threshold"] for g in r["gates"] if g["gate"] == "min_improvement"
+        }
+        power = r["statistical_validation"]["power_analysis"]
         for metric, ci in r["statistical_validation"]["bca_bootstrap"].items():
             if None in (ci["estimate"], ci["lower"], ci["upper"]):
                 continue
-            label = f"{r['experiment_id']} · {metric}"
-            rows.append((label, ci["estimate"], ci["lower"], ci["upper"]))
-    return rows
+            panels.setdefault(metric, []).append(
+                ForestRow(
+                    str(r["experiment_id"]),
+                    ci["estimate"],
+                    ci["lower"],
+                    ci["upper"],
+                    thresholds.get(metric),
+                    bool(ci.get("degenerate")),
+                    bool(power.get(metric, {}).get("underpowered")),
+                )
+            )
+    return panels
 
 
-def _forest_png(records: list[dict[str, Any]]) -> bytes | None:
-    """One row per (experiment, metric): point at Δ, bar for its CI, a line at 0."""
-    rows = _forest_rows(records)
-    if not rows:
+def forest_xlim(rows: Sequence[ForestRow]) -> tuple[float, float]:
+    """A panel's x range: its intervals, 0 and its thresholds, with a margin; a panel whose
+    intervals are all one point at 0 still gets a width."""
+    values = [0.0]
+    for row in rows:
+        values += [row.low, row.high, row.estimate]
+        if row.threshold is not None:
+            values.append(row.threshold)
+    lo, hi = min(values), max(values)
+    span = hi - lo
+    if span <= 0:
+        span = max(abs(hi), 1e-3)
+    pad = 0.08 * span
+    return lo - pad, hi + pad
+
+
+def forest_figure(records: list[dict[str, Any]]) -> Figure | None:
+    """One panel per metric, each on its own x scale: per experiment a point at Δ and a bar
+    for its CI, a dashed line at 0 and the min_improvement threshold in purple.
+
+    Why panels: on one shared axis chrF/BLEU intervals (points, 0–100) squash exact-match
+    intervals (fractions, 0–1) into dots, and those are often the ones a verdict turns on.
+    """
+    panels = forest_rows(records)
+    if not panels:
         return None
+    heights = [len(rows) + 1.2 for rows in panels.values()]
     with matplotlib.style.context(_STYLE):
-        fig = Figure(figsize=(7, 1.0 + 0.35 * len(rows)))
-        ax = fig.add_subplot()
-        ys = list(range(len(rows), 0, -1))  # first row on top
-        for y, (_, estimate, low, high) in zip(ys, rows, strict=True):
-            color = "#2e9e2e" if low > 0 else "#c93030" if high < 0 else "#555555"
-            ax.hlines(y, low, high, color=color, linewidth=2)
-            ax.plot([estimate], [y], "o", color=color, ms=5)
-        ax.axvline(0, color="black", linewidth=0.8, linestyle="--")
-        ax.set_yticks(ys, [label for label, *_ in rows], parse_math=False)
-        ax.set_ylim(0.4, len(rows) + 0.6)
-        ax.set_xlabel("mean paired difference (variant − baseline)")
-        ax.grid(axis="y", visible=False)
+        fig = Figure(figsize=(8, 0.5 + 0.38 * sum(heights)))
+        axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[
+            :, 0
+        ]
+        for ax, (metric, rows) in zip(axes, panels.items(), strict=True):
+            _forest_panel(ax, metric, rows)
         fig.tight_layout()
-        return _png(fig)
+        return fig
+
+
+def _forest_panel(ax, metric: str, rows: list[ForestRow]) -> None:
+    ys = list(range(len(rows), 0, -1))  # first row on top
+    for y, row in zip(ys, rows, strict=True):
+        ax.hlines(y, row.low, row.high, color=row.colour, linewidth=2.5)
+        face = "white" if row.underpowered else row.colour
+        ax.plot([row.estimate], [y], "o", color=row.colour, mfc=face, ms=6, zorder=3)
+    ax.axvline(0, color="black", linewidth=0.9, linestyle="--", label="0")
+    thresholds = {row.threshold for row in rows if row.threshold is not None}
+    if len(thresholds) == 1:
+        [t] = thresholds
+        ax.axvline(
+            t, color=_THRESHOLD, linewidth=1.2, linestyle=":", label=f"min_improvement {t:g}"
+        )
+    else:  # experiments with different thresholds: a tick on each row
+        for i, (y, row) in enumerate(zip(ys, rows, strict=True)):
+            if row.threshold is not None:
+                ax.vlines(
+                    row.threshold,
+                    y - 0.35,
+                    y + 0.35,
+                    color=_THRESHOLD,
+                    linewidth=1.5,
+                    label="min_improvement" if i == 0 else None,
+                )
+    labels = []
+    for row in rows:
+        flags = [
+            f
+            for f, on in (("all Δ equal", row.degenerate), ("underpowered", row.underpowered))
+            if on
+        ]
+        labels.append(row.experiment + (f" ({', '.join(flags)})" if flags else ""))
+    ax.set_yticks(ys, labels, parse_math=False)
+    ax.set_ylim(0.4, len(rows) + 0.6)
+    ax.set_xlim(*forest_xlim(rows))
+    ax.set_title(metric, parse_math=False, loc="left", fontweight="bold")
+    ax.set_xlabel(f"Δ {metric} (variant − baseline, {metric}'s own units)", parse_math=False)
+    ax.grid(axis="y", visible=False)
+    # beside the panel, never over an interval (a one-row panel has no free corner)
+    legend = ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
+    for text in legend.get_texts():
+        text.set_parse_math(False)

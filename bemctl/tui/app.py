@@ -129,11 +129,17 @@ class BemctlApp(App[None]):
     ) -> None:
         self._polling = False
         self.snapshot, self.store_problem = snapshot, problem
-        # A screen is attached before its composed children are mounted, and while the app
-        # shuts down its children are removed before it: showing data then would query
-        # widgets that do not exist. A screen's own on_mount polls again.
-        showable = self.is_running and screen.is_attached and screen.is_mounted
-        if isinstance(screen, LiveScreen) and showable:
+        # A screen is attached before its composed children are mounted, and keeps being
+        # attached while it is removed (popped, or the app shutting down) after its children
+        # are gone (`display` is False from then on); showing data then would query widgets
+        # that do not exist. A new screen's own on_mount polls again.
+        if (
+            self.is_running
+            and isinstance(screen, LiveScreen)
+            and screen.is_attached
+            and screen.is_mounted
+            and screen.display
+        ):
             shown = screen.show(data)
             if inspect.isawaitable(shown):
                 await shown

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from store.console import PhaseProgress
+
 STATUS_STYLES = {
     "queued": "dim",
     "running": "bold cyan",
@@ -36,3 +38,26 @@ def num(value: float | None, spec: str = ".4f") -> str:
 
 def percent(fraction: float | None) -> str:
     return "" if fraction is None else f"{fraction * 100:.0f}%"
+
+
+def phase_text(progress: PhaseProgress | None, width: int | None = None) -> str:
+    """A job's phase in one line, as the console and `bemctl list` show it:
+    "pre-train base model (cached after) 340/2000 loss 2.410 ETA 3m10s". Past `width`
+    characters the phase's name is shortened, never its numbers."""
+    if progress is None:
+        return ""
+    numbers = []
+    if progress.total:
+        numbers.append(f"{progress.step or 0}/{progress.total}")
+    if progress.detail:
+        numbers.append(progress.detail)
+    eta = progress.eta_s
+    if eta is not None:
+        numbers.append(f"ETA {duration(eta)}")
+    tail = " ".join(numbers)
+    name = progress.name
+    if width is not None:
+        room = max(8, width - len(tail) - 1) if tail else width
+        if len(name) > room:
+            name = name[: room - 1] + "…"
+    return f"{name} {tail}" if tail else name

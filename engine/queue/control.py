@@ -3,6 +3,11 @@
 The heartbeat runs on its own thread so that the lease stays fresh through long phases
 with no natural checkpoint (a memory probe, a big evaluation); the training loop only
 reads two flags the thread sets, so checking for a cancel costs nothing per step.
+
+Each phase's progress (step of total, a detail such as the last loss) goes to the job row
+for `bemctl list` and the console, at most every `progress_interval_s`: pre-training
+advances ~10 times a second, and a write transaction per step would cost more than the
+step. The last state of a phase is always written when the phase ends.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ class JobControl:
         heartbeat_s: float,
         lease_s: float,
         on_error: Callable[[str], None] | None = None,
+        progress_interval_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.job_id = job_id
@@ -41,6 +48,10 @@ class JobControl:
         self._lost = threading.Event()
         self._stop = threading.Event()
         self._on_error = on_error or (lambda msg: print(msg, file=sys.stderr))
+        self.progress_interval_s = progress_interval_s
+        self._clock = clock
+        self._progress_at = -float("inf")  # when the phase's progress was last written
+        self._unwritten: tuple[int, str | None] | None = None
         self._thread = threading.Thread(
             target=self._beat, name=f"heartbeat-job-{job_id}", daemon=True
         )
@@ -64,9 +75,32 @@ class JobControl:
         if self._cancel.is_set():
             raise JobCancelled(f"job {self.job_id}: cancelled by user")
 
-    def phase(self, name: str, run_id: int | None = None) -> None:
+    def phase(self, name: str, run_id: int | None = None, total: int | None = None) -> None:
+        """Start a phase: its name, its step total, progress 0 (and an event row)."""
         self.check()
-        jobs.set_phase(self.store, self.job_id, self.worker_id, name, run_id)
+        jobs.set_phase(self.store, self.job_id, self.worker_id, name, run_id, total)
+        self._progress_at, self._unwritten = self._clock(), None
+
+    def phase_progress(self, step: int, detail: str | None, *, final: bool = False) -> None:
+        """Record where the current phase is, unless the last write was less than
+        `progress_interval_s` ago; `final` (the phase ended) always writes what is pending.
+
+        A failed write (a store locked for longer than its busy timeout) is reported, not
+        raised: progress is for people watching, and the next step writes it again.
+        """
+        if final:
+            if self._unwritten is None:  # the last step is already in the store
+                return
+        elif self._clock() - self._progress_at < self.progress_interval_s:
+            self._unwritten = (step, detail)
+            return
+        self._unwritten = None
+        self._progress_at = self._clock()
+        try:
+            jobs.set_phase_progress(self.store, self.job_id, self.worker_id, step, detail)
+        except Exception as exc:
+            self._unwritten = (step, detail)
+            self._on_error(f"job {self.job_id}: phase progress not recorded: {exc}")
 
     def close(self) -> None:
         self._stop.set()
@@ -81,7 +115,7 @@ class JobProgress:
         self.control = control
 
     def phase(self, name: str, total: int) -> Phase:
-        self.control.phase(name)
+        self.control.phase(name, total=total)
         return _CheckedPhase(self.inner.phase(name, total), self.control)
 
     def log(self, message: str) -> None:
@@ -89,16 +123,24 @@ class JobProgress:
 
 
 class _CheckedPhase:
+    """Checks for a cancel before each step and records the phase's progress on the job."""
+
     def __init__(self, inner: Phase, control: JobControl) -> None:
         self.inner = inner
         self.control = control
+        self.step = 0
+        self.detail: str | None = None
 
     def advance(self, n: int = 1, info: str = "") -> None:
         self.control.check()
         self.inner.advance(n, info)
+        self.step += n
+        self.detail = info or self.detail
+        self.control.phase_progress(self.step, self.detail)
 
     def done(self) -> None:
         self.inner.done()
+        self.control.phase_progress(self.step, self.detail, final=True)
 
 
 class StepWriter:

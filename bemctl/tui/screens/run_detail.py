@@ -13,7 +13,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Static
 
-from bemctl.tui.format import duration, status_text
+from bemctl.reports.curves import quantity_label
+from bemctl.tui.format import duration, phase_text, status_text
 from bemctl.tui.keys import binding
 from bemctl.tui.screens.base import LiveScreen, StatusLine
 from bemctl.tui.widgets.loss_plot import LossPlot
@@ -70,7 +71,9 @@ class RunDetailScreen(LiveScreen):
         if new or not self.curve:
             self.curve.extend(new)
             self.query_one(LossPlot).set_curve(
-                [p.step for p in self.curve], [p.loss for p in self.curve]
+                [p.step for p in self.curve],
+                [p.loss for p in self.curve],
+                quantity_label(data.run.curve_quantity),
             )
             self._show_steps()
         info.update(_info_text(data))
@@ -150,5 +153,5 @@ def _info_text(data: RunDetail) -> Text:
     if r.job_id is not None:
         text.append(f" · job {r.job_id} ({r.job_status}) · batch {r.batch_id}")
         if r.job_status == "running" and r.job_phase:
-            text.append(f" · {r.job_phase}", style="cyan")
+            text.append(f" · {phase_text(r.job_phase_progress) or r.job_phase}", style="cyan")
     return text

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
-from bemctl.tui.format import duration, percent, status_text
+from bemctl.tui.format import duration, percent, phase_text, status_text
 from bemctl.tui.keys import binding
 from store.console import QueueRow
 
@@ -36,11 +36,15 @@ COLUMNS = (
 Cells = tuple[str | Text, ...]
 
 
+PHASE_WIDTH = 72
+
+
 def row_cells(row: QueueRow) -> Cells:
-    step = f"{row.current_step}/{row.total_steps}" if row.run_id is not None else ""
-    phase = row.phase or ""
-    if len(phase) > 48:
-        phase = phase[:47] + "…"
+    # a job's own line counts its phase's steps (e.g. pre-training), a run's its training
+    step = f"{row.current_step}/{row.total_steps}" if row.run_id or row.total_steps else ""
+    phase = phase_text(row.phase_progress, PHASE_WIDTH) or row.phase or ""
+    if len(phase) > PHASE_WIDTH:
+        phase = phase[: PHASE_WIDTH - 1] + "…"
     return (
         "" if row.run_id is None else str(row.run_id),
         "" if row.job_id is None else str(row.job_id),

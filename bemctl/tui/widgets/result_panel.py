@@ -1,4 +1,5 @@
-"""One experiment on the Results screen: name and verdict, statistics, gates, reasons."""
+"""One experiment on the Results screen: name and verdict, why it is underpowered (if it is),
+the forest plot, statistics, gates, reasons."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Static
 
+from bemctl.tui.widgets.forest_plot import ForestPlot, rows_of
 from bemctl.tui.widgets.gate_table import GateTable
 from bemctl.tui.widgets.stats_table import StatsTable
 from bemctl.tui.widgets.verdict_badge import VerdictBadge
@@ -30,7 +32,7 @@ class ResultPanel(Vertical):
         color: $text-muted;
         margin-left: 1;
     }
-    ResultPanel > .reasons {
+    ResultPanel > .reasons, ResultPanel > .underpowered {
         height: auto;
         padding: 0 1;
     }
@@ -51,6 +53,9 @@ class ResultPanel(Vertical):
                 classes="result-meta",
                 markup=False,
             )
+        if r.underpowered:
+            yield Static(_underpowered(r.underpowered), classes="underpowered")
+        yield ForestPlot(rows_of(r), id=f"forest-{r.experiment}")
         yield StatsTable(r.metrics)
         yield GateTable(r.gates)
         yield Static(_reasons(r.reasons), classes="reasons")
@@ -64,4 +69,12 @@ def _reasons(reasons: tuple[str, ...]) -> Text:
         underpowered = reason.startswith("underpowered")
         text.append("? " if underpowered else "✗ ", style="yellow" if underpowered else "red")
         text.append(reason + ("\n" if i < len(reasons) - 1 else ""))
+    return text
+
+
+def _underpowered(notes: tuple[str, ...]) -> Text:
+    text = Text()
+    text.append("underpowered: ", style="bold yellow")
+    text.append("; ".join(notes), style="yellow")
+    text.append(" — neither PROMOTE nor REJECT is supported by this much evidence", style="dim")
     return text

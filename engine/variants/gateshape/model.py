@@ -233,6 +233,13 @@ class GateShapingModel(AdapterModel):
             relevant.append(None if index is None else int(index))
         self._relevant = relevant
 
+    @property
+    def curve_quantity(self) -> str | None:
+        """What the step rows measure (run.curve_quantity): the loss trained, with the
+        auxiliary term, unless its weight is 0 (then it is the plain language-model loss)."""
+        w = self.config.margin_loss_weight
+        return f"LM loss + {w:g} × re-ranking/margin loss" if w else None
+
     def auxiliary_loss(self) -> torch.Tensor | None:
         """margin_loss_weight · (ranking CE + margin alignment) over the last forward's rows
         that were re-ranked and have a known relevant passage; None when there are none."""

@@ -122,6 +122,17 @@ class RouterModel(AdapterModel):
         stage = train_pg_arm if self.config.warm_starts_from_baseline else train_router_arm
         return stage(self, tokenizer, task, train, plan, device, on_step, log)
 
+    @property
+    def curve_quantity(self) -> str:
+        """What this arm's step rows measure (run.curve_quantity; reports plot each quantity
+        on its own axis): AR1 logs a row per policy-gradient round, AR0's expert stage the
+        language-model loss plus the orthogonality penalty."""
+        from engine.router.arm import ORTHOGONALITY_WEIGHT
+
+        if self.config.warm_starts_from_baseline:
+            return "policy objective (−mean reward)"
+        return f"LM loss + {ORTHOGONALITY_WEIGHT:g} × expert orthogonality penalty"
+
     def training_steps(self, plan) -> int:
         """Step rows this arm's training writes (AR1: one per round)."""
         from engine.router.arm import pg_rounds

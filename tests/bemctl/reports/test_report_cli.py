@@ -37,9 +37,10 @@ def test_load_curves_reads_both_runs(in_ran_project: Path) -> None:
     [record] = records
     runs = {record["baseline_metrics"]["run_id"], record["variant_metrics"]["run_id"]}
     assert set(curves) == runs
-    for points in curves.values():
-        assert [step for step, _ in points] == list(range(1, 7))  # quick: 6 steps
-        assert all(isinstance(loss, float) for _, loss in points)
+    for curve in curves.values():
+        assert [step for step, _ in curve.points] == list(range(1, 7))  # quick: 6 steps
+        assert all(isinstance(loss, float) for _, loss in curve.points)
+        assert curve.quantity is None and curve.label == "language-model loss"
 
 
 def test_csv_matches_json(in_ran_project: Path, cli) -> None:

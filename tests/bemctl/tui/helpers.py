@@ -93,8 +93,26 @@ def set_job(store: Store, job_id: int, status: str, error: str | None = None, **
         session.add(Event(job_id=job_id, kind=status, message=error or status))
 
 
-def add_comparison(store: Store, name: str, verdict: str, delta: float, reasons: list[str]) -> int:
-    """A decided comparison with two metrics and three gates, every number fixed."""
+def add_comparison(
+    store: Store,
+    name: str,
+    verdict: str,
+    delta: float,
+    reasons: list[str],
+    *,
+    metrics: tuple[tuple[str, float], ...] = (("exact_match", 1.0), ("f1", 1.0)),
+    min_improvement: float | None = None,
+    underpowered: dict[str, str] | None = None,
+    degenerate: tuple[str, ...] = (),
+) -> int:
+    """A decided comparison with two metrics and three gates, every number fixed.
+
+    `metrics` are (name, scale): a metric's Δ is `delta * scale` and its interval ±0.02 ×
+    scale (chrF in points: scale 100). `min_improvement` adds that gate per metric;
+    `underpowered` maps metric -> reason (also stored as the comparison's note);
+    `degenerate` metrics get a point interval (every paired difference equal).
+    """
+    underpowered = underpowered or {}
     experiment_id, job_id = add_job(store, name)
     set_job(store, job_id, "succeeded")
     base = add_run(store, experiment_id, job_id, "baseline", status="succeeded", step=10)
@@ -107,6 +125,7 @@ def add_comparison(store: Store, name: str, verdict: str, delta: float, reasons:
         variant_run_id=var,
         verdict=verdict,
         reasons_json=json.dumps(reasons),
+        underpowered_json=json.dumps([f"{m}: {why}" for m, why in underpowered.items()]),
         family_size=2,
         param_ratio=1.01,
         flop_ratio=1.0,
@@ -117,11 +136,16 @@ def add_comparison(store: Store, name: str, verdict: str, delta: float, reasons:
         StatResult(
             metric=metric,
             n=120,
-            baseline_mean=0.5 + i * 0.1,
-            variant_mean=0.5 + i * 0.1 + delta,
-            mean_diff=delta,
-            ci_low=delta - 0.02,
-            ci_high=delta + 0.02,
+            baseline_mean=(0.5 + i * 0.1) * scale,
+            variant_mean=(0.5 + i * 0.1 + delta) * scale,
+            mean_diff=delta * scale,
+            ci_low=(delta - (0.0 if metric in degenerate else 0.02)) * scale,
+            ci_high=(delta + (0.0 if metric in degenerate else 0.02)) * scale,
+            degenerate=metric in degenerate,
+            power=0.31 if metric in underpowered else 0.9,
+            n_needed=410 if metric in underpowered else None,
+            underpowered=metric in underpowered,
+            underpowered_reason=underpowered.get(metric),
             confidence_level=0.95,
             ci_method="BCa",
             bootstrap_samples=500,
@@ -132,7 +156,7 @@ def add_comparison(store: Store, name: str, verdict: str, delta: float, reasons:
             effect_dz=0.35 if passed else -0.05,
             effect_formula="d_z",
         )
-        for i, metric in enumerate(("exact_match", "f1"))
+        for i, (metric, scale) in enumerate(metrics)
     ]
     gates = [
         GateDecision(
@@ -162,13 +186,26 @@ def add_comparison(store: Store, name: str, verdict: str, delta: float, reasons:
             detail="BH-adjusted p-value",
         ),
     ]
+    if min_improvement is not None:
+        gates += [
+            GateDecision(
+                gate="min_improvement",
+                metric=s.metric,
+                passed=s.mean_diff >= min_improvement,
+                observed=s.mean_diff,
+                threshold=min_improvement,
+                comparator=">=",
+                detail="mean paired difference, raw metric points",
+            )
+            for s in stats
+        ]
     return queries.save_comparison(store, comparison, stats, gates)
 
 
 def fixed_results_store(path: Path) -> None:
     """Three experiments, one per verdict, with every number and id fixed."""
     with Store(path) as store:
-        add_comparison(store, "exp_promote", "PROMOTE", 0.06, [])
+        add_comparison(store, "exp_promote", "PROMOTE", 0.06, [], min_improvement=0.005)
         add_comparison(
             store,
             "exp_reject",
@@ -178,6 +215,8 @@ def fixed_results_store(path: Path) -> None:
                 "ci_lower_bound_positive[exact_match] (observed -0.03, needs > 0)",
                 "statistical_significance[exact_match] (observed 0.41, needs < 0.05)",
             ],
+            metrics=(("exact_match", 1.0), ("chrf", 100.0)),  # a fraction and points
+            min_improvement=0.005,
         )
         add_comparison(
             store,
@@ -185,4 +224,7 @@ def fixed_results_store(path: Path) -> None:
             "INCONCLUSIVE (underpowered)",
             0.0,
             ["underpowered: exact_match: n=120 < 200"],
+            min_improvement=0.005,
+            underpowered={"exact_match": "n=120 < 200"},
+            degenerate=("f1",),
         )

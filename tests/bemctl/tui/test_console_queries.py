@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from store import console
+from store import console, queries
 from store.db import Store
+from store.types import utcnow
 from tests.bemctl.tui.helpers import add_comparison, add_job, add_run, set_job
 
 
@@ -128,3 +130,63 @@ def test_refresh_never_touches_step_metric(store: Store) -> None:
     assert snap.rows[0].current_step == 50
     assert statements, "no SQL recorded"
     assert not [s for s in statements if "step_metric" in s]
+
+
+def test_job_has_its_own_line_with_phase_progress_while_no_run_is_running(store: Store) -> None:
+    exp, job = add_job(store, "pretraining")
+    set_job(
+        store,
+        job,
+        "running",
+        phase="pre-train base model (cached after)",
+        phase_step=340,
+        phase_total=2000,
+        phase_detail="loss 2.410",
+        phase_started_at=utcnow() - timedelta(seconds=34),
+    )
+    base = add_run(store, exp, job, "baseline", status="queued", step=0)
+    var = add_run(store, exp, job, "variant", status="queued", step=0)
+
+    rows = {r.key: r for r in console.queue_rows(store)}
+    assert set(rows) == {f"job-{job}", f"run-{base}", f"run-{var}"}
+    line = rows[f"job-{job}"]
+    assert (line.current_step, line.total_steps, line.progress) == (340, 2000, 0.17)
+    progress = line.phase_progress
+    assert progress is not None
+    assert (progress.name, progress.step, progress.total, progress.detail) == (
+        "pre-train base model (cached after)",
+        340,
+        2000,
+        "loss 2.410",
+    )
+    # 340 steps in ~34 s: ~166 s for the other 1660 (plus this test's own delay, scaled)
+    assert line.eta_s == progress.eta_s
+    assert progress.eta_s is not None and 166 <= progress.eta_s <= 166 + 1660 / 340 * 10
+    assert rows[f"run-{base}"].phase_progress is None  # queued runs show no phase
+
+    # the baseline trains: the run's line carries the job's phase, the job's line goes
+    queries.update_run(store, base, status="running")
+    set_job(store, job, "running", phase="pretraining: train baseline (seed 0)", phase_step=2)
+    rows = {r.key: r for r in console.queue_rows(store)}
+    assert f"job-{job}" not in rows
+    run_phase = rows[f"run-{base}"].phase_progress
+    assert run_phase is not None and run_phase.name == "pretraining: train baseline (seed 0)"
+
+    # both trained, the job measures latency: its own line is back
+    for run in (base, var):
+        queries.update_run(store, run, status="succeeded", finished_at=utcnow())
+    set_job(store, job, "running", phase="pretraining: latency", phase_step=1, phase_total=4)
+    rows = {r.key: r for r in console.queue_rows(store)}
+    assert rows[f"job-{job}"].phase == "pretraining: latency"
+    assert rows[f"job-{job}"].total_steps == 4
+
+
+def test_phase_text_keeps_the_numbers_and_shortens_the_name() -> None:
+    from bemctl.tui.format import phase_text
+
+    p = console.PhaseProgress("pre-train base model (cached after)", 340, 2000, "loss 2.410", 34.0)
+    assert phase_text(p) == "pre-train base model (cached after) 340/2000 loss 2.410 ETA 2m46s"
+    short = phase_text(p, width=40)
+    assert len(short) <= 40 and short.endswith("340/2000 loss 2.410 ETA 2m46s")
+    assert phase_text(console.PhaseProgress("e: latency", None, None, None, 3.0)) == "e: latency"
+    assert phase_text(None) == ""
