@@ -31,6 +31,7 @@ from engine.training import TrainPlan
 from engine.variants.router.config import RouterPGConfig
 from engine.variants.router.model import DecisionRecord, RouterModel
 from tests.engine.variants.helpers import VOCAB
+from tests.tolerance import assert_close_scaled
 
 CPU = torch.device("cpu")
 MAX_LENGTH = 256
@@ -207,9 +208,7 @@ def test_oracle_states_equal_the_states_plan_builds(pipeline: Pipeline) -> None:
         assert list(plan.chunk_actions) == traces.plans[i]
         rows = (traces.example_index == i).nonzero().flatten()
         assert [r.chunk for r in record] == traces.chunk[rows].tolist()
-        torch.testing.assert_close(
-            torch.stack([r.state for r in record]), traces.states[rows], rtol=0, atol=1e-6
-        )
+        assert_close_scaled(torch.stack([r.state for r in record]), traces.states[rows])
 
 
 def _rollout(pipeline: Pipeline, model: RouterModel, rewards: list[float] | None) -> Rollout:
