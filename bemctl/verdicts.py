@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bemctl.reports import costs
 from bemctl.reports.router_summary import router_rows
 
 COLOURS = {"PROMOTE": "green", "REJECT": "red"}  # INCONCLUSIVE: yellow
@@ -59,8 +60,9 @@ def print_verdicts(out: Console, records: list[dict[str, Any]]) -> None:
             test = sv["paired_tests"][metric]
             power = sv["power_analysis"][metric]
             b, c = test["discordant_b"], test["discordant_c"]
+            twin = sv.get("identical_metrics", {}).get(metric)
             table.add_row(
-                metric,
+                metric if twin is None else f"{metric} (= {twin})",
                 str(test["n"]),
                 "" if b is None else f"({b}, {c})",
                 f"{r['baseline_metrics'][metric]:.4f}",
@@ -78,7 +80,8 @@ def print_verdicts(out: Console, records: list[dict[str, Any]]) -> None:
         budget, variant = r["budget"], r["variant_metrics"]
         ratios = (
             f"params ×{_fmt(budget['param_ratio'])}  FLOPs ×{_fmt(budget['flop_ratio'])}  "
-            f"latency p50 ×{_fmt(budget['latency_ratio'])}  "
+            f"latency p50 ×{_fmt(budget['latency_ratio'])}"
+            f"{costs.latency_interval_text(budget)}  "
             f"memory ×{_fmt(budget['memory_ratio'])}"
         )
         if variant.get("kv_hit_rate") is not None:
@@ -91,7 +94,8 @@ def print_verdicts(out: Console, records: list[dict[str, Any]]) -> None:
             if value != "-":
                 out.print(f"  router: {escape(label)}: {escape(value)}")
         for reason in decision["reasons"]:
-            mark = "[yellow]?[/]" if reason.startswith("underpowered") else "[red]✗[/]"
+            undecided = reason.startswith("underpowered") or " inconclusive (" in reason
+            mark = "[yellow]?[/]" if undecided else "[red]✗[/]"
             out.print(f"  {mark} {escape(reason)}")
         needed = [(m, p) for m, p in sv["power_analysis"].items() if p["n_needed"]]
         if needed:

@@ -54,15 +54,27 @@ def arm_refusal(o: ExperimentOutcome) -> str | None:
 
 
 def decide(outcomes: list[ExperimentOutcome]) -> None:
-    """Fill in adjusted p-values, gates, verdict and reasons of every outcome, in place."""
-    family = [(o, m) for o in outcomes for m in o.metrics]
+    """Fill in adjusted p-values, gates, verdict and reasons of every outcome, in place.
+
+    The BH family is every (experiment, metric) of the batch, except a metric whose paired
+    differences repeat another's of the same experiment exactly (`identical_to`): it is one
+    test, counted once, and the repeat carries its twin's adjusted p-value.
+    """
+    family = [(o, m) for o in outcomes for m in o.metrics if m.identical_to is None]
     alpha = min((o.plan.fdr_alpha for o in outcomes), default=0.05)
     fdr = stats.benjamini_hochberg([m.test.p_value for _, m in family], alpha)
     for (_, m), adj in zip(family, fdr.adjusted, strict=True):
         m.p_adjusted = float(adj)
     for o in outcomes:
+        by_name = {m.metric: m for m in o.metrics}
+        for m in o.metrics:
+            if m.identical_to is not None:
+                m.p_adjusted = by_name[m.identical_to].p_adjusted
+    for o in outcomes:
         o.family_size = fdr.family_size
         gates_spec = o.spec.spec.acceptance_gates
+        costs = o.costs or {}
+        latency = costs.get("latency") or {}
         o.gates = evaluate_gates(
             GateInputs(
                 o.param_ratio,
@@ -75,9 +87,16 @@ def decide(outcomes: list[ExperimentOutcome]) -> None:
                 o.kv_hit_rate,
                 o.kv_hit_rate_baseline,
                 o.variant_stats if (o.variant_stats or {}).get("router") else None,
+                latency_interval=(
+                    (latency["low"], latency["high"]) if latency.get("low") is not None else None
+                ),
+                latency_rounds=latency.get("rounds"),
+                memory_detail=memory_detail(costs.get("memory")),
             ),
             [
-                MetricEvidence(m.metric, m.interval.estimate, m.interval.low, m.p_adjusted)
+                MetricEvidence(
+                    m.metric, m.interval.estimate, m.interval.low, m.p_adjusted, m.identical_to
+                )
                 for m in o.metrics
             ],
             GatePolicy(
@@ -86,12 +105,27 @@ def decide(outcomes: list[ExperimentOutcome]) -> None:
                 gates_spec.statistical_significance,
                 gates_spec.ci_lower_bound_positive,
                 gates_spec.performance_gates_pass,
+                dict(gates_spec.non_inferiority_margin),
             ),
         )
         o.underpowered = [
             f"{m.metric}: {m.stats.underpowered_reason}" for m in o.metrics if m.stats.underpowered
         ]
         o.verdict, o.reasons = verdict(o.gates, o.underpowered)
+
+
+def memory_detail(memory: dict | None) -> str | None:
+    """The memory gate's detail line: both phases' ratios, and which the gate takes."""
+    if not memory:
+        return None
+    train, generate = memory.get("train_ratio"), memory.get("generate_ratio")
+    if train is None or generate is None:
+        return None
+    phase = "training step" if train >= generate else "generation"
+    return (
+        f"peak tensor memory, variant / baseline: training step x{train:.4f}, generation "
+        f"x{generate:.4f} (gated: {phase}; {memory.get('kind')})"
+    )
 
 
 def write_decisions(session: Session, outcomes: list[ExperimentOutcome], batch_id: str) -> None:
@@ -114,6 +148,9 @@ def comparison_rows(
         param_ratio=o.param_ratio,
         flop_ratio=o.flop_ratio,
         latency_ratio=o.latency_ratio,
+        latency_ratio_low=((o.costs or {}).get("latency") or {}).get("low"),
+        latency_ratio_high=((o.costs or {}).get("latency") or {}).get("high"),
+        costs_json=json.dumps(o.costs) if o.costs is not None else None,
         memory_ratio=o.memory_ratio,
         bootstrap_samples=o.plan.bootstrap_samples,
         seed=o.plan.seed,
@@ -126,6 +163,7 @@ def comparison_rows(
             gate=g.gate,
             metric=g.metric,
             passed=g.passed,
+            outcome=g.outcome,
             observed=g.observed,
             threshold=g.threshold,
             comparator=g.comparator,
@@ -175,4 +213,5 @@ def _stat_row(m: MetricOutcome, o: ExperimentOutcome) -> StatResult:
         n_seeds=len(spread),
         seed_diff_mean=float(spread.mean()),
         seed_diff_sd=float(spread.std(ddof=1)) if len(spread) > 1 else None,
+        identical_to=m.identical_to,
     )

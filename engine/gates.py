@@ -1,13 +1,22 @@
 """Acceptance gates: every check a PROMOTE needs, each with its observed value and threshold.
 
 A verdict is only as useful as its reasons, so every gate is recorded (passed or not) and a
-REJECT names every gate that failed, not just the first.
+REJECT names every gate that failed, not just the first. A gate has three outcomes: pass,
+fail, and inconclusive - a cost gate whose measured interval still straddles its budget
+after the capped number of rounds; that makes the verdict INCONCLUSIVE (cost), never a
+silent REJECT.
+
+Direction: a significantly *worse* variant never PROMOTEs, whatever the spec's switches say:
+the significance gate needs the improvement to point the right way, and every metric gets a
+harm guard (`no_significant_harm`) - or, where the spec sets a non-inferiority margin, the
+non-inferiority gate (the CI's lower bound above -margin), which is the harm guard that
+tolerates a bounded loss.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,13 @@ class Gate:
     threshold: float | None
     comparator: str
     detail: str
+    inconclusive: bool = False  # the measurement could not decide (never also passed)
+
+    @property
+    def outcome(self) -> str:
+        if self.inconclusive:
+            return "inconclusive"
+        return "pass" if self.passed else "fail"
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,9 @@ class GateInputs:
     kv_hit_rate: float | None = None  # variant's share of cached K/V entries still valid
     kv_hit_rate_baseline: float | None = None
     router: dict | None = None  # the router's own measurements (engine.router.gate_measures)
+    latency_interval: tuple[float, float] | None = None  # the p50 ratio's bootstrap interval
+    latency_rounds: int | None = None
+    memory_detail: str | None = None  # which phase's ratio `memory_ratio` is, and both
 
 
 @dataclass(frozen=True)
@@ -41,6 +60,7 @@ class MetricEvidence:
     mean_diff: float
     ci_low: float
     p_adjusted: float
+    identical_to: str | None = None  # repeats that metric's differences: no gates of its own
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,7 @@ class GatePolicy:
     statistical_significance: bool = True
     ci_lower_bound_positive: bool = True
     performance_gates_pass: bool = True
+    non_inferiority_margin: dict[str, float] = field(default_factory=dict)  # metric -> margin
 
 
 def _within(ratio: float, tol: float) -> bool:
@@ -81,13 +102,21 @@ def evaluate_gates(
         ),
     ]
     if policy.performance_gates_pass:
-        for name, ratio, budget, what in (
-            ("latency", inputs.latency_ratio, inputs.latency_budget, "p50 latency"),
-            ("memory", inputs.memory_ratio, inputs.memory_budget, "peak memory"),
-        ):
-            ok = ratio is not None and ratio <= budget
-            detail = f"{what}, variant / baseline" if ratio is not None else f"{what} not measured"
-            gates.append(Gate(name, None, ok, ratio, budget, "<=", detail))
+        gates.append(latency_gate(inputs))
+        ratio = inputs.memory_ratio
+        gates.append(
+            Gate(
+                "memory",
+                None,
+                ratio is not None and ratio <= inputs.memory_budget,
+                ratio,
+                inputs.memory_budget,
+                "<=",
+                (inputs.memory_detail or "peak tensor memory, variant / baseline")
+                if ratio is not None
+                else "peak memory not measured",
+            )
+        )
         if inputs.kv_hit_rate is not None and inputs.kv_hit_rate_baseline is not None:
             gates.append(
                 Gate(
@@ -103,6 +132,35 @@ def evaluate_gates(
     if inputs.router is not None:
         gates.extend(router_gates(inputs.router))
     for ev in evidence:
+        if ev.identical_to is not None:
+            continue  # its twin's gates decide: the same evidence must not count twice
+        margin = policy.non_inferiority_margin.get(ev.metric)
+        if margin is not None:
+            gates.append(
+                Gate(
+                    "non_inferiority",
+                    ev.metric,
+                    ev.ci_low > -margin,
+                    ev.ci_low,
+                    -margin,
+                    ">",
+                    f"BCa lower bound of the mean paired difference, margin {margin:g}",
+                )
+            )
+        else:
+            worse = ev.p_adjusted <= policy.alpha and ev.mean_diff < 0
+            gates.append(
+                Gate(
+                    "no_significant_harm",
+                    ev.metric,
+                    not worse,
+                    ev.p_adjusted if ev.mean_diff < 0 else None,
+                    policy.alpha,
+                    ">",
+                    "significantly worse than the baseline (BH-adjusted p of a negative "
+                    "difference) fails, whatever the other gates say",
+                )
+            )
         if policy.ci_lower_bound_positive:
             gates.append(
                 Gate(
@@ -120,11 +178,13 @@ def evaluate_gates(
                 Gate(
                     "statistical_significance",
                     ev.metric,
-                    ev.p_adjusted < policy.alpha,
+                    ev.p_adjusted <= policy.alpha and ev.mean_diff > 0,
                     ev.p_adjusted,
                     policy.alpha,
-                    "<",
-                    "BH-adjusted p-value",
+                    "<=",
+                    "BH-adjusted p-value of an improvement"
+                    if ev.mean_diff > 0
+                    else "BH-adjusted p-value; the difference is not an improvement",
                 )
             )
         gates.append(
@@ -139,6 +199,34 @@ def evaluate_gates(
             )
         )
     return gates
+
+
+def latency_gate(inputs: GateInputs) -> Gate:
+    """PASS when the p50 ratio's interval lies at or below the budget, FAIL when above it,
+    inconclusive when it straddles (after the measurement extended its rounds to the cap).
+    Without an interval (a point reading) the point decides."""
+    ratio, budget = inputs.latency_ratio, inputs.latency_budget
+    if ratio is None:
+        return Gate("latency", None, False, None, budget, "<=", "p50 latency not measured")
+    if inputs.latency_interval is None:
+        return Gate(
+            "latency", None, ratio <= budget, ratio, budget, "<=", "p50 latency, variant / baseline"
+        )
+    low, high = inputs.latency_interval
+    rounds = f", {inputs.latency_rounds} rounds" if inputs.latency_rounds else ""
+    detail = f"p50 latency, variant / baseline; 95% interval [{low:.3f}, {high:.3f}]{rounds}"
+    if low <= budget < high:
+        return Gate(
+            "latency",
+            None,
+            False,
+            ratio,
+            budget,
+            "<=",
+            detail + ": straddles the budget, cannot decide",
+            inconclusive=True,
+        )
+    return Gate("latency", None, high <= budget, ratio, budget, "<=", detail)
 
 
 ROUTER_MAX_PLAN_LENGTH = 3.0
@@ -197,6 +285,7 @@ COST_GATES = (
     *ROUTER_GATES,
 )
 INCONCLUSIVE = "INCONCLUSIVE (underpowered)"
+INCONCLUSIVE_COST = "INCONCLUSIVE (cost)"
 
 
 def _reason(g: Gate) -> str:
@@ -205,20 +294,28 @@ def _reason(g: Gate) -> str:
         label = f"budget parity: {label}"
     observed = "n/a" if g.observed is None else f"{g.observed:.4g}"
     bound = f"{g.comparator} {g.threshold:.4g}" if g.threshold is not None else ""
+    if g.inconclusive:
+        return f"{label} inconclusive ({g.detail})"
     return f"{label} (observed {observed}, needs {bound})".replace("within 1± ", "within 1±")
 
 
 def verdict(gates: Sequence[Gate], underpowered: Sequence[str] = ()) -> tuple[str, list[str]]:
     """PROMOTE only when every gate passed; REJECT names every failed gate.
 
-    An underpowered comparison (too few examples or discordant pairs to trust either answer)
-    is INCONCLUSIVE instead, unless a cost gate failed: more data cannot fix a budget, latency
-    or memory violation, so that stays a REJECT.
+    In order: a failed cost gate REJECTs (more data cannot fix a budget, latency or memory
+    violation); an underpowered comparison (too few examples or discordant pairs to trust
+    either answer) is INCONCLUSIVE (underpowered); any other failed gate REJECTs; a cost gate
+    that could not decide makes it INCONCLUSIVE (cost).
     """
-    failed = [g for g in gates if not g.passed]
-    reasons = [_reason(g) for g in failed]
+    failed = [g for g in gates if g.outcome == "fail"]
+    undecided = [g for g in gates if g.outcome == "inconclusive"]
+    reasons = [_reason(g) for g in failed] + [_reason(g) for g in undecided]
     if any(g.gate in COST_GATES for g in failed):
         return "REJECT", reasons
     if underpowered:
         return INCONCLUSIVE, [f"underpowered: {u}" for u in underpowered] + reasons
-    return ("PROMOTE" if not reasons else "REJECT"), reasons
+    if failed:
+        return "REJECT", reasons
+    if undecided:
+        return INCONCLUSIVE_COST, reasons
+    return "PROMOTE", reasons

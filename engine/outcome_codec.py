@@ -33,7 +33,11 @@ def encode_outcome(outcome: Any) -> str:
         "spec_path": str(outcome.spec.path),
         "plan": dataclasses.asdict(outcome.plan),
         "metrics": [
-            {"stats": dataclasses.asdict(m.stats), "seed_diffs": list(m.seed_diffs)}
+            {
+                "stats": dataclasses.asdict(m.stats),
+                "seed_diffs": list(m.seed_diffs),
+                "identical_to": m.identical_to,
+            }
             for m in outcome.metrics
         ],
         **{
@@ -53,6 +57,7 @@ def encode_outcome(outcome: Any) -> str:
                 "baseline_stats",
                 "seed_runs",
                 "arms",
+                "costs",
             )
         },
     }
@@ -72,7 +77,11 @@ def decode_outcome(text: str) -> Any:
     )
     plan = _build(ExperimentPlan, data.pop("plan"))
     metrics = [
-        MetricOutcome(_build(MetricComparison, m["stats"]), list(m["seed_diffs"]))
+        MetricOutcome(
+            _build(MetricComparison, m["stats"]),
+            list(m["seed_diffs"]),
+            identical_to=m.get("identical_to"),
+        )
         for m in data.pop("metrics")
     ]
     data.pop("format")

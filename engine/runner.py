@@ -38,14 +38,10 @@ from engine.arms import ArmRecord, ScoredArm, comparison_refusal, ids_fingerprin
 from engine.device import resolve_device
 from engine.evaluation.generation import greedy_generate
 from engine.evaluation.kvcache import KVCacheCheck, kv_cache_check
-from engine.evaluation.measure import (
-    MemoryReading,
-    PeakMemory,
-    flops_per_token,
-    interleaved_latency,
-)
-from engine.evaluation.memprobe import probe_memory
+from engine.evaluation.latency import LatencyMeasurement, measure_latency
+from engine.evaluation.measure import PeakMemory, flops_per_token
 from engine.evaluation.scoring import evaluate
+from engine.evaluation.tensor_memory import TensorPeak, measure_tensor_peak
 from engine.models.base_model import (
     BaseModel,
     PretrainPlan,
@@ -58,7 +54,14 @@ from engine.queue.control import JobControl, StepWriter
 from engine.spec import LoadedSpec
 from engine.tasks.base import Task, TaskExample
 from engine.tasks.registry import build_task
-from engine.training import TrainingDiverged, TrainPlan, collate, encode_example, train_adapter
+from engine.training import (
+    TrainingDiverged,
+    TrainPlan,
+    collate,
+    encode_example,
+    train_adapter,
+    training_loss,
+)
 from engine.variants.build import build_adapter_model
 from engine.variants.registry import model_class
 from store import jobs, queries
@@ -73,6 +76,9 @@ class MetricOutcome:
     stats: stats.MetricComparison
     seed_diffs: list[float]  # each training seed's mean difference (spread across seeds)
     p_adjusted: float | None = None
+    # an earlier metric whose per-example differences this one repeats exactly (on the
+    # synthetic QA task F1 equals exact match): counted once in the BH family, no own gates
+    identical_to: str | None = None
 
     @property
     def metric(self) -> str:
@@ -113,6 +119,8 @@ class ExperimentOutcome:
     seed_runs: list[dict] = field(default_factory=list)
     underpowered: list[str] = field(default_factory=list)
     arms: list[dict] | None = None  # engine.arms.ScoredArm.to_dict() of every compared run
+    # the cost measurements' details: latency interval, rounds, load; memory by phase
+    costs: dict | None = None
 
 
 @dataclass
@@ -230,7 +238,71 @@ def _adapter_problem(path: str | None) -> str | None:
 
 
 LATENCY_NEW_TOKENS = 16  # per latency probe: prefill + this many decode steps, both arms
-MEMORY_PROBE_PROMPTS = 8  # generations per arm in the fresh-process memory probe
+MEMORY_PROBE_PROMPTS = 8  # generations per arm in the tensor-memory probe
+
+
+def memory_ratio(memory: dict[str, TensorPeak]) -> float | None:
+    """Variant / baseline peak tensor memory, the larger of the training-step and the
+    generation ratio (an arm may be leaner in one phase and heavier in the other)."""
+    b, v = memory["baseline"], memory["variant"]
+    ratios = [
+        v.train_bytes / b.train_bytes if b.train_bytes else None,
+        v.generate_bytes / b.generate_bytes if b.generate_bytes else None,
+    ]
+    known = [r for r in ratios if r is not None]
+    return max(known) if known else None
+
+
+def cost_details(
+    latency: LatencyMeasurement, memory: dict[str, TensorPeak], rss_peak_bytes: int | None
+) -> dict:
+    """What the cost gates rest on, for the comparison row (costs_json) and the reports."""
+    b, v = memory["baseline"], memory["variant"]
+    return {
+        "latency": {
+            "ratio": latency.ratio,
+            "low": latency.low,
+            "high": latency.high,
+            "confidence_level": latency.confidence_level,
+            "rounds": latency.rounds,
+            "rounds_planned": latency.rounds_planned,
+            "rounds_cap": latency.rounds_cap,
+            "budget": latency.budget,
+            "outcome": latency.outcome,
+            "load": latency.load,
+        },
+        "memory": {
+            "kind": v.kind,
+            "baseline": {"train_bytes": b.train_bytes, "generate_bytes": b.generate_bytes},
+            "variant": {"train_bytes": v.train_bytes, "generate_bytes": v.generate_bytes},
+            "train_ratio": v.train_bytes / b.train_bytes if b.train_bytes else None,
+            "generate_ratio": v.generate_bytes / b.generate_bytes if b.generate_bytes else None,
+            "process_rss_peak_bytes": rss_peak_bytes,
+        },
+    }
+
+
+def _mark_identical(
+    metrics: list[MetricOutcome],
+    per_seed: list[tuple[RoleResult, RoleResult]],
+    task: Task,
+) -> list[MetricOutcome]:
+    """Set `identical_to` on each per-example metric whose paired differences (every seed's)
+    equal an earlier metric's exactly: the same test must not count twice in the BH family."""
+    columns: dict[str, list[np.ndarray]] = {}
+    for m in metrics:
+        if task.metric(m.metric).corpus_level:
+            continue
+        diffs = [
+            np.subtract(v.column(m.metric), b.column(m.metric), dtype=float) for b, v in per_seed
+        ]
+        for earlier, other in columns.items():
+            if all(np.array_equal(x, y) for x, y in zip(diffs, other, strict=True)):
+                m.identical_to = earlier
+                break
+        else:
+            columns[m.metric] = diffs
+    return metrics
 
 
 class ExperimentRunner:
@@ -366,24 +438,29 @@ class ExperimentRunner:
                 loaded,
             )
             b, v = results[first, "baseline"], results[first, "variant"]
-            memory = self._memory({"baseline": b, "variant": v}, loaded, plan, evals)
+            memory = self._tensor_memory(
+                {"baseline": b, "variant": v}, loaded, plan, base, task, train, evals
+            )
         finally:
             gpu_watch.__exit__(None, None, None)
-        if gpu_watch.reading is not None and gpu_watch.reading.gpu_used_bytes is not None:
-            for run_id in run_ids.values():
-                queries.update_run(
-                    self.store,
-                    run_id,
-                    gpu_memory_used_bytes=gpu_watch.reading.gpu_used_bytes,
-                    gpu_utilization=gpu_watch.reading.gpu_utilization,
-                )
-        lat_ratio = latency[1].p50 / latency[0].p50 if latency[0].p50 > 0 else None
+        watched = gpu_watch.reading
+        for run_id in run_ids.values():
+            queries.update_run(  # process-wide, both arms: context beside the tensor peaks
+                self.store,
+                run_id,
+                rss_peak_bytes=watched.rss_peak_bytes if watched else None,
+                gpu_memory_used_bytes=watched.gpu_used_bytes if watched else None,
+                gpu_utilization=watched.gpu_utilization if watched else None,
+            )
         for i, role in enumerate(("baseline", "variant")):
+            samples = latency.baseline_ms if i == 0 else latency.variant_ms
             queries.update_run(
                 self.store,
                 run_ids[first, role],
-                latency_p50_ms=latency[i].p50,
-                latency_p95_ms=latency[i].p95,
+                latency_p50_ms=float(np.percentile(samples, 50)),
+                latency_p95_ms=float(np.percentile(samples, 95)),
+                latency_samples_json=json.dumps([round(x, 4) for x in samples]),
+                load_json=json.dumps(latency.load),
                 pregen_ms_p50=pregen[i],
                 kv_hit_rate=kv[role].hit_rate,
             )
@@ -405,18 +482,14 @@ class ExperimentRunner:
             variant_run_id=v.run_id,
             param_ratio=v.params_trainable / b.params_trainable,
             flop_ratio=v.flops / b.flops,
-            latency_ratio=lat_ratio,
+            latency_ratio=latency.ratio,
             kv_hit_rate=kv["variant"].hit_rate,
             kv_hit_rate_baseline=kv["baseline"].hit_rate,
             pregen_ms=pregen[1],
             variant_stats=v.variant_stats,
             baseline_stats=b.variant_stats,
-            memory_ratio=(
-                memory["variant"].peak_bytes / memory["baseline"].peak_bytes
-                if memory["baseline"].peak_bytes
-                else None
-            ),
-            metrics=metrics,
+            memory_ratio=memory_ratio(memory),
+            metrics=_mark_identical(metrics, per_seed, task),
             seed_runs=[
                 {
                     "seed": s,
@@ -426,6 +499,7 @@ class ExperimentRunner:
                 for s in plan.seeds
             ],
             arms=[arm.to_dict() for arm in arms],
+            costs=cost_details(latency, memory, watched.rss_peak_bytes if watched else None),
         )
 
     def _note(self, kind: str, message: str, run_id: int | None = None) -> None:
@@ -522,41 +596,65 @@ class ExperimentRunner:
             spec.model.max_length,
         )
 
-    def _memory(
+    def _tensor_memory(
         self,
         arms: dict[str, RoleResult],
         loaded: LoadedSpec,
         plan: ExperimentPlan,
+        base: BaseModel,
+        task: Task,
+        train: list[TaskExample],
         evals: list[TaskExample],
-    ) -> dict[str, MemoryReading]:
-        """Peak memory of each arm, each in its own fresh process (engine.evaluation.memprobe)."""
+    ) -> dict[str, TensorPeak]:
+        """Peak tensor memory of each arm in one training step (the plan's batch size, the
+        first training examples) and in generation on the first eval prompts; both arms do
+        identical work (same batch, same prompts, a fixed number of new tokens)."""
         spec = loaded.spec
-        phase = self.progress.phase(f"{spec.experiment_name}: peak memory (own processes)", 1)
-        requests = [
-            {
-                "config": str(self.settings.config_path) if self.settings.config_path else None,
-                "spec": str(loaded.path.resolve()),
-                "role": role,
-                "seed": plan.seeds[0],
-                "adapter": str(result.adapter_path),
-                "device": str(self.device),
-                "prompts": [ex.prompt for ex in evals[:MEMORY_PROBE_PROMPTS]],
-                "max_new_tokens": min(spec.data.max_new_tokens, 2 * LATENCY_NEW_TOKENS),
-                "max_length": spec.model.max_length,
-                "pretrain": self._frozen.pretrain,  # the job's base, not this toml's
-            }
-            for role, result in arms.items()
+        task_batch = train[: plan.batch_size]
+        rows = [
+            encode_example(base.tokenizer, ex.prompt, task.target(ex), spec.model.max_length)
+            for ex in task_batch
         ]
-        readings = dict(zip(arms, probe_memory(requests, cwd=self.settings.base_dir), strict=True))
-        phase.advance(1)
-        phase.done()
-        for role, reading in readings.items():
+        batch = {
+            k: t.to(self.device) for k, t in collate(rows, base.tokenizer.pad_token_id).items()
+        }
+        extras = [ex.features for ex in task_batch]
+        prompts = [ex.prompt for ex in evals[:MEMORY_PROBE_PROMPTS]]
+        new_tokens = min(spec.data.max_new_tokens, 2 * LATENCY_NEW_TOKENS)
+        phase = self.progress.phase(f"{spec.experiment_name}: peak tensor memory", len(arms))
+        readings = {}
+        for role, result in arms.items():
+            model = result.model
+            assert model is not None
+
+            def generate(model=model) -> None:
+                for prompt in prompts:
+                    greedy_generate(
+                        model,
+                        base.tokenizer,
+                        prompt,
+                        new_tokens,
+                        self.device,
+                        spec.model.max_length,
+                        stop_early=False,
+                    )
+
+            readings[role] = measure_tensor_peak(
+                model,
+                lambda model=model: training_loss(model, batch, extras),
+                generate,
+                self.device,
+            )
             queries.update_run(
                 self.store,
-                arms[role].run_id,
-                peak_memory_bytes=reading.peak_bytes,
-                memory_kind=reading.kind,
+                result.run_id,
+                peak_memory_bytes=readings[role].peak_bytes,
+                memory_kind=readings[role].kind,
+                tensor_peak_train_bytes=readings[role].train_bytes,
+                tensor_peak_generate_bytes=readings[role].generate_bytes,
             )
+            phase.advance(1, role)
+        phase.done()
         return readings
 
     def _base_model(self, name: str) -> BaseModel:
@@ -830,12 +928,21 @@ class ExperimentRunner:
         evals: list[TaskExample],
         plan: ExperimentPlan,
         loaded: LoadedSpec,
-    ):
+    ) -> tuple[LatencyMeasurement, list[float | None]]:
+        """Interleaved latency rounds until the p50 ratio's interval decides the latency gate
+        (engine.evaluation.latency); without performance gates, the planned rounds only."""
         spec = loaded.spec
         probes = [ex.prompt for ex in evals[: min(len(evals), 16)]]
-        phase = self.progress.phase(
-            f"{spec.experiment_name}: latency (interleaved)", plan.latency_rounds
-        )
+        phases: list = []
+
+        def start_batch(first: int, n: int):
+            if phases:
+                phases[-1].done()
+                label = f"latency: {n} more rounds (the ratio's interval straddles the budget)"
+            else:
+                label = "latency (interleaved)"
+            phases.append(self.progress.phase(f"{spec.experiment_name}: {label}", n))
+            return lambda r: phases[-1].advance(1)
 
         pregen: list[list[float]] = [[], []]
 
@@ -857,13 +964,23 @@ class ExperimentRunner:
 
             return run
 
-        lat = interleaved_latency(
+        budget = plan.latency_budget if spec.acceptance_gates.performance_gates_pass else None
+        measured = measure_latency(
             [runner(baseline_model, 0), runner(variant_model, 1)],
             plan.latency_rounds,
-            on_round=lambda r: phase.advance(1),
+            budget,
+            seed=plan.seed,
+            start_batch=start_batch,
         )
-        phase.done()
-        return lat, [float(np.median(p)) if p else None for p in pregen]
+        phases[-1].done()
+        if measured.rounds > measured.rounds_planned:
+            self._note(
+                "latency_extended",
+                f"{spec.experiment_name}: latency measured over {measured.rounds} rounds "
+                f"(planned {measured.rounds_planned}): ratio {measured.ratio:.3f}, "
+                f"interval [{measured.low:.3f}, {measured.high:.3f}], budget {budget}",
+            )
+        return measured, [float(np.median(p)) if p else None for p in pregen]
 
     def _metric_stats(
         self,

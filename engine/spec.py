@@ -88,6 +88,19 @@ class AcceptanceGatesSpec(_Strict):
     statistical_significance: bool = True
     ci_lower_bound_positive: bool = True
     performance_gates_pass: bool = True
+    non_inferiority_margin: dict[str, float] = Field(
+        default_factory=dict,
+        description="metric -> largest tolerated loss (raw metric points): the metric passes "
+        "when the BCa lower bound of its mean paired difference lies above -margin",
+    )
+
+    @field_validator("non_inferiority_margin")
+    @classmethod
+    def _margins_non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {metric: m for metric, m in value.items() if not m >= 0}
+        if bad:
+            raise ValueError(f"margins must be >= 0 raw metric points (got {bad})")
+        return value
 
 
 class ExperimentSpec(_Strict):
@@ -132,6 +145,13 @@ class ExperimentSpec(_Strict):
             raise ValueError(
                 f"validation.metrics: {unknown} are not metrics of task {self.data.task!r} "
                 f"(known: {', '.join(known)})"
+            )
+        margins = self.acceptance_gates.non_inferiority_margin
+        untested = [m for m in margins if m not in self.metric_names]
+        if untested:
+            raise ValueError(
+                f"acceptance_gates.non_inferiority_margin: {untested} are not tested metrics "
+                f"of this experiment (tested: {', '.join(self.metric_names)})"
             )
         return self
 

@@ -83,6 +83,30 @@ def lr_at(step: int, plan: TrainPlan) -> float:
     return plan.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def training_loss(
+    model: nn.Module, batch: dict[str, torch.Tensor], extras: Sequence[dict]
+) -> torch.Tensor:
+    """One batch's training objective: answer-token cross-entropy plus the variant's
+    auxiliary loss. Shared by training and by the tensor-memory probe of a training step.
+
+    Optional model hooks: `set_batch_extras(list[dict])` receives the batch's per-example
+    extras (e.g. V2's relevant passage) before the forward; `auxiliary_loss()` after the
+    forward returns a tensor added to the loss (or None).
+    """
+    set_extras = getattr(model, "set_batch_extras", None)
+    auxiliary = getattr(model, "auxiliary_loss", None)
+    if set_extras is not None:
+        set_extras(list(extras))
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    loss = nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+        batch["labels"][:, 1:].reshape(-1),
+        ignore_index=IGNORE,
+    )
+    aux = auxiliary() if auxiliary is not None else None
+    return loss if aux is None else loss + aux
+
+
 def train_adapter(
     model: nn.Module,
     tokenizer: TextTokenizer,
@@ -93,17 +117,13 @@ def train_adapter(
 ) -> float:
     """Train the trainable parameters on (prompt, target[, extras]) items; returns the last loss.
 
-    Optional model hooks, so variants can add what plain next-token training lacks:
-    `set_batch_extras(list[dict])` receives each batch's per-example extras (e.g. V2's relevant
-    passage) before the forward; `auxiliary_loss()` after the forward returns a tensor added to
-    the loss (or None); `after_optimizer_step()` runs after every step (e.g. V3's clamp).
+    The loss is `training_loss` (with its optional hooks); `after_optimizer_step()` runs after
+    every step if the model has it (e.g. V3's clamp).
     """
     torch.manual_seed(plan.seed)
     encoded = [encode_example(tokenizer, item[0], item[1], plan.max_length) for item in examples]
     extras = [item[2] if len(item) > 2 else {} for item in examples]
     after_step = getattr(model, "after_optimizer_step", None)
-    set_extras = getattr(model, "set_batch_extras", None)
-    auxiliary = getattr(model, "auxiliary_loss", None)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=plan.learning_rate, weight_decay=plan.weight_decay)
     model.train()
@@ -119,17 +139,7 @@ def train_adapter(
             k: v.to(device)
             for k, v in collate([encoded[i] for i in indices], tokenizer.pad_token_id).items()
         }
-        if set_extras is not None:
-            set_extras([extras[i] for i in indices])
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss = nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-            batch["labels"][:, 1:].reshape(-1),
-            ignore_index=IGNORE,
-        )
-        aux = auxiliary() if auxiliary is not None else None
-        if aux is not None:
-            loss = loss + aux
+        loss = training_loss(model, batch, [extras[i] for i in indices])
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise TrainingDiverged(f"non-finite loss ({loss_value}) at step {step + 1}")

@@ -448,6 +448,7 @@ class GateResult:
     comparator: str
     threshold: float | None
     detail: str
+    outcome: str = ""  # pass / fail / inconclusive (older stores: derived from passed)
 
 
 @dataclass(frozen=True)
@@ -518,6 +519,7 @@ def results(store: Store) -> list[ExperimentResult]:
                         comparator=g.comparator,
                         threshold=g.threshold,
                         detail=g.detail,
+                        outcome=g.outcome or ("pass" if g.passed else "fail"),
                     )
                     for g in gates
                 ),

@@ -18,6 +18,7 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bemctl.reports import costs
 from bemctl.reports.curves import Points, RunCurve, as_curve
 from bemctl.reports.router_summary import router_rows
 
@@ -239,16 +240,24 @@ def _budget_table(r: dict[str, Any]) -> list[str]:
         ("trainable parameters", "trainable_parameters", "param_ratio", ",d"),
         ("FLOPs / token", "flops_per_token", "flop_ratio", ",.0f"),
         ("latency p50 (ms)", "latency_p50_ms", "latency_ratio", ".2f"),
-        ("peak memory (bytes)", "peak_memory_bytes", "memory_ratio", ",d"),
     ]
     rows = ["<table><tr><th>cost</th><th>baseline</th><th>variant</th><th>ratio</th></tr>"]
     for label, key, ratio, fmt in lines:
+        interval = costs.latency_interval_text(budget) if ratio == "latency_ratio" else ""
         rows.append(
             f'<tr><td>{label}</td><td class="num">{_num(b.get(key), fmt)}</td>'
             f'<td class="num">{_num(v.get(key), fmt)}</td>'
-            f'<td class="num">{_num(budget.get(ratio))}</td></tr>'
+            f'<td class="num">{_num(budget.get(ratio))}{interval}</td></tr>'
+        )
+    for label, base, var, ratio in costs.memory_rows(r):
+        rows.append(
+            f'<tr><td>{escape(label)}</td><td class="num">{base}</td>'
+            f'<td class="num">{var}</td><td class="num">{ratio}</td></tr>'
         )
     rows.append("</table>")
+    note = costs.latency_note(r)
+    if note:
+        rows.append(f'<p class="muted">{escape(note)}</p>')
     return rows
 
 
@@ -256,7 +265,7 @@ def _gate_table(gates: list[dict[str, Any]]) -> list[str]:
     head = ("gate", "metric", "result", "observed", "comparator", "threshold", "detail")
     rows = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
     for g in gates:
-        result = '<span class="pass">✓</span>' if g["passed"] else '<span class="fail">✗</span>'
+        result = _RESULT[costs.gate_outcome(g)]
         rows.append(
             f"<tr><td>{escape(str(g['gate']))}</td><td>{escape(str(g['metric'] or ''))}</td>"
             f'<td>{result}</td><td class="num">{_num(g["observed"])}</td>'
@@ -269,6 +278,12 @@ def _gate_table(gates: list[dict[str, Any]]) -> list[str]:
 
 
 # -- small helpers --------------------------------------------------------------------
+
+_RESULT = {
+    "pass": '<span class="pass">✓</span>',
+    "fail": '<span class="fail">✗</span>',
+    "inconclusive": '<span class="inconclusive">? inconclusive</span>',
+}
 
 
 def _verdict(verdict: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bemctl.reports import costs
 from bemctl.reports.router_summary import router_rows
 
 
@@ -15,10 +16,6 @@ def _num(value: Any, fmt: str = ".4f") -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return format(value, fmt)
-
-
-def _bytes(value: int | None) -> str:
-    return "unavailable" if value is None else f"{value / 2**20:.1f} MiB"
 
 
 def render_markdown(records: list[dict[str, Any]]) -> str:
@@ -67,8 +64,10 @@ def _experiment(r: dict[str, Any]) -> list[str]:
             if spread["sd"] is not None
             else "1 seed"
         )
+        twin = sv.get("identical_metrics", {}).get(metric)
+        label = metric if twin is None else f"{metric} (= {twin}, counted once)"
         out.append(
-            f"| {metric} | {test['n']} | {b_c} | {_num(b[metric])} | {_num(v[metric])} | "
+            f"| {label} | {test['n']} | {b_c} | {_num(b[metric])} | {_num(v[metric])} | "
             f"{ci['estimate']:+.4f} | [{ci['lower']:+.4f}, {ci['upper']:+.4f}]"
             f"{' (all differences equal)' if ci['degenerate'] else ''} | {test['test']} | "
             f"{_num(test['p_value'], '.3g')} | {_num(adjusted[metric], '.3g')} | "
@@ -108,17 +107,23 @@ def _experiment(r: dict[str, Any]) -> list[str]:
         f"| FLOPs / token | {_num(b['flops_per_token'], ',.0f')} | "
         f"{_num(v['flops_per_token'], ',.0f')} | {_num(budget['flop_ratio'])} |",
         f"| latency p50 (ms) | {_num(b['latency_p50_ms'], '.2f')} | "
-        f"{_num(v['latency_p50_ms'], '.2f')} | {_num(budget['latency_ratio'])} |",
+        f"{_num(v['latency_p50_ms'], '.2f')} | {_num(budget['latency_ratio'])}"
+        f"{costs.latency_interval_text(budget)} |",
         f"| latency p95 (ms) | {_num(b['latency_p95_ms'], '.2f')} | "
         f"{_num(v['latency_p95_ms'], '.2f')} | |",
         f"| pre-generation phase p50 (ms) | {_num(b['pre_generation_ms_p50'], '.3f')} | "
         f"{_num(v['pre_generation_ms_p50'], '.3f')} | |",
         f"| KV-cache hit rate | {_num(b['kv_hit_rate'])} | {_num(v['kv_hit_rate'])} | |",
-        f"| peak memory ({b['memory_kind'] or 'n/a'}) | {_bytes(b['peak_memory_bytes'])} | "
-        f"{_bytes(v['peak_memory_bytes'])} | {_num(budget['memory_ratio'])} |",
-        f"| GPU memory used (NVML) | {_bytes(b['gpu_memory_used_bytes'])} | "
-        f"{_bytes(v['gpu_memory_used_bytes'])} | |",
+        *(
+            f"| {label} | {base} | {var} | {ratio} |"
+            for label, base, var, ratio in costs.memory_rows(r)
+        ),
+        f"| GPU memory used (NVML) | {costs.mib(b['gpu_memory_used_bytes'])} | "
+        f"{costs.mib(v['gpu_memory_used_bytes'])} | |",
     ]
+    note = costs.latency_note(r)
+    if note:
+        out += ["", note]
     router = router_rows(r)
     if router:
         out += ["", "| router | baseline | variant |", "|---|---|---|"]
@@ -139,6 +144,9 @@ def _experiment(r: dict[str, Any]) -> list[str]:
     for g in r["gates"]:
         out.append(
             f"| {g['gate']} | {g['metric'] or ''} | {_num(g['observed'])} | "
-            f"{g['comparator']} {_num(g['threshold'])} | {'✓ pass' if g['passed'] else '✗ FAIL'} |"
+            f"{g['comparator']} {_num(g['threshold'])} | {_RESULT[costs.gate_outcome(g)]} |"
         )
     return out
+
+
+_RESULT = {"pass": "✓ pass", "fail": "✗ FAIL", "inconclusive": "? inconclusive"}

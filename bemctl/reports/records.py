@@ -13,7 +13,7 @@ from typing import Any
 from store import queries
 from store.db import Store
 
-SCHEMA_VERSION = 4  # 4: router measurements, adapter provenance
+SCHEMA_VERSION = 5  # 4: router measurements, adapter provenance; 5: cost intervals, outcomes
 
 
 def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
@@ -28,6 +28,13 @@ def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
         kv_hit_rate=run.kv_hit_rate,
         peak_memory_bytes=run.peak_memory_bytes,
         memory_kind=run.memory_kind,
+        tensor_peak_train_bytes=run.tensor_peak_train_bytes,
+        tensor_peak_generate_bytes=run.tensor_peak_generate_bytes,
+        process_rss_peak_bytes=run.rss_peak_bytes,
+        latency_rounds=len(json.loads(run.latency_samples_json))
+        if run.latency_samples_json
+        else None,
+        load=json.loads(run.load_json) if run.load_json else None,
         gpu_memory_used_bytes=run.gpu_memory_used_bytes,
         gpu_utilization=run.gpu_utilization,
         router=_router(run),
@@ -53,6 +60,7 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
             "gate": g.gate,
             "metric": g.metric,
             "passed": g.passed,
+            "outcome": g.outcome or ("pass" if g.passed else "fail"),
             "observed": g.observed,
             "threshold": g.threshold,
             "comparator": g.comparator,
@@ -80,8 +88,11 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
             "param_ratio": comp.param_ratio,
             "flop_ratio": comp.flop_ratio,
             "latency_ratio": comp.latency_ratio,
+            "latency_ratio_low": comp.latency_ratio_low,
+            "latency_ratio_high": comp.latency_ratio_high,
             "memory_ratio": comp.memory_ratio,
         },
+        "costs": json.loads(comp.costs_json) if comp.costs_json else None,
         "statistical_validation": {
             "paired_differences": {s.metric: s.mean_diff for s in stat_rows},
             "bca_bootstrap": {
@@ -100,6 +111,7 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
                 for s in stat_rows
             },
             "ci_note": "confidence intervals are per metric, not adjusted for multiplicity",
+            "identical_metrics": {s.metric: s.identical_to for s in stat_rows if s.identical_to},
             "paired_tests": {
                 s.metric: {
                     "test": s.test_name,
@@ -114,6 +126,8 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
             },
             "fdr_correction": {
                 "method": "Benjamini-Hochberg",
+                "counted_once": "a metric in identical_metrics repeats its twin's test: the "
+                "family counts it once and it carries the twin's adjusted p-value",
                 "family_size": comp.family_size,
                 "metrics": [s.metric for s in stat_rows],
                 "original_p_values": [s.p_value for s in stat_rows],

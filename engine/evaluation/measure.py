@@ -1,4 +1,4 @@
-"""Cost measurements the gates compare: FLOPs per token, latency percentiles, peak memory.
+"""Cost measurements: FLOPs per token, interleaved latency rounds, process memory (context).
 
 Latency is measured interleaved (ABBA rounds after warm-up) because this machine is noisy:
 drift in background load then hits baseline and variant alike, and only their ratio is gated.
@@ -46,13 +46,19 @@ def interleaved_latency(
     rounds: int,
     warmup: int = 3,
     on_round: Callable[[int], None] | None = None,
+    first_round: int = 0,
 ) -> list[LatencyStats]:
-    """Time each runner on probe `r` in round r, alternating the order (AB, BA, ...)."""
+    """Time each runner on probe `r` in round r, alternating the order (AB, BA, ...).
+
+    `first_round` continues an earlier measurement: rounds keep their index (probe and
+    order), so measuring 40 rounds and then 40 more is the same as measuring 80.
+    """
     for r in range(warmup):
         for run in runners:
             run(r)
     samples: list[list[float]] = [[] for _ in runners]
-    for r in range(rounds):
+    for k in range(rounds):
+        r = first_round + k
         order = list(range(len(runners)))
         if r % 2:
             order.reverse()
@@ -61,7 +67,7 @@ def interleaved_latency(
             runners[i](r)
             samples[i].append((time.perf_counter() - start) * 1000.0)
         if on_round is not None:
-            on_round(r + 1)
+            on_round(k + 1)
     return [LatencyStats(s) for s in samples]
 
 
@@ -72,6 +78,7 @@ class MemoryReading:
     gpu_used_bytes: int | None = None
     gpu_utilization: float | None = None
     notes: list[str] = field(default_factory=list)
+    rss_peak_bytes: int | None = None  # this process's peak RSS over the window (context)
 
 
 class PeakMemory:
@@ -130,10 +137,14 @@ class PeakMemory:
                 gpu_used_bytes=max(self._gpu_used) if self._gpu_used else None,
                 gpu_utilization=float(np.mean(self._gpu_util)) if self._gpu_util else None,
                 notes=self.notes,
+                rss_peak_bytes=self._peak_rss,
             )
         else:
             self.reading = MemoryReading(
-                self._peak_rss, "cpu_peak_rss", notes=["GPU fields unavailable: no CUDA device"]
+                self._peak_rss,
+                "cpu_peak_rss",
+                notes=["GPU fields unavailable: no CUDA device"],
+                rss_peak_bytes=self._peak_rss,
             )
 
 

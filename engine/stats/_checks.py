@@ -19,6 +19,11 @@ ArrayLike = Sequence[float] | np.ndarray
 # anything within this relative band of a constant is treated as constant (never `==`).
 RELATIVE_TOLERANCE = 1e-12
 
+# Fewest bootstrap resamples any interval may use (the CLI, bemctl.toml and specs share it):
+# with B resamples the BCa percentiles are order statistics of B means, and below ~100 the
+# 2.5% tail holds two or three of them - an interval that can even exclude its own estimate.
+MIN_RESAMPLES = 100
+
 
 def as_finite(values: ArrayLike, what: str) -> np.ndarray:
     """A 1-D float64 copy of `values`, refusing NaN/inf (they would silently poison a mean)."""
@@ -60,6 +65,14 @@ def check_count(value: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise BemctlError(f"{what} must be a positive integer (got {value!r})")
     return int(value)
+
+
+def check_resamples(value: int, what: str = "n_resamples") -> int:
+    """A resample count an interval can rest on: an integer >= MIN_RESAMPLES."""
+    count = check_count(value, what)
+    if count < MIN_RESAMPLES:
+        raise BemctlError(f"{what} must be at least {MIN_RESAMPLES} (got {count})")
+    return count
 
 
 def is_constant(values: np.ndarray, scale: float | None = None) -> bool:

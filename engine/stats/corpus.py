@@ -28,6 +28,7 @@ from engine.stats._checks import (
     TIE_TOLERANCE,
     check_alpha,
     check_count,
+    check_resamples,
     is_constant,
     need_pairs,
 )
@@ -135,7 +136,7 @@ def bca_interval_corpus(
 
     Acceleration comes from the leave-one-out corpus differences (total - S_i).
     """
-    n_resamples = check_count(n_resamples, "n_resamples")
+    n_resamples = check_resamples(n_resamples)
     alpha = check_alpha(alpha)
     base, var = corpus.corpus_scores()
     estimate = var - base

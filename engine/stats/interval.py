@@ -19,7 +19,7 @@ from engine.stats._checks import (
     ArrayLike,
     as_finite,
     check_alpha,
-    check_count,
+    check_resamples,
     is_constant,
     need_pairs,
 )
@@ -90,7 +90,7 @@ def bca_interval(
     """
     d = as_finite(diffs, "paired differences")
     need_pairs(d.size, "a BCa interval")
-    n_resamples = check_count(n_resamples, "n_resamples")
+    n_resamples = check_resamples(n_resamples)
     alpha = check_alpha(alpha)
     estimate = float(d.mean())
     common = dict(

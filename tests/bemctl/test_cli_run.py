@@ -68,16 +68,35 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
     assert "v1_dynrank" in result.out and "my_custom_variant" in result.out
     # 24 and 20 eval examples are far below the guard's 100: no PROMOTE/REJECT on evidence
     assert "INCONCLUSIVE (underpowered)" in result.out or "REJECT" in result.out
-    assert "family of 4 hypotheses" in result.out
 
     with _store(project) as store:
         bundles = queries.latest_comparisons(store)
         assert {b[0].name for b in bundles} == {"v1_dynrank", "my_custom_variant"}
+        # a metric repeating another's paired differences is one test: counted once
+        distinct = [s for b in bundles for s in b[2] if s.identical_to is None]
+        assert 2 <= len(distinct) <= 4
+        assert f"family of {len(distinct)} hypotheses" in result.out
         for experiment, comp, stat_rows, gate_rows, base_run, var_run in bundles:
             assert comp.verdict in ("INCONCLUSIVE (underpowered)", "REJECT")
             assert all(s.underpowered and "< 100" in s.underpowered_reason for s in stat_rows)
             assert {s.metric for s in stat_rows} == {"exact_match", "f1"}
-            assert all(s.family_size == 4 for s in stat_rows)
+            assert all(s.family_size == len(distinct) for s in stat_rows)
+            by_metric = {s.metric: s for s in stat_rows}
+            if by_metric["f1"].identical_to is not None:
+                assert by_metric["f1"].identical_to == "exact_match"
+                assert by_metric["f1"].p_adjusted == by_metric["exact_match"].p_adjusted
+                diffs = {
+                    m: [
+                        v - b
+                        for b, v in zip(
+                            queries.example_scores(store, base_run.id)[m].values(),
+                            queries.example_scores(store, var_run.id)[m].values(),
+                            strict=True,
+                        )
+                    ]
+                    for m in ("exact_match", "f1")
+                }
+                assert diffs["f1"] == diffs["exact_match"]
             assert {g.gate for g in gate_rows} >= {
                 "budget_parity_params",
                 "budget_parity_flops",
@@ -87,17 +106,26 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
                 "statistical_significance",
                 "min_improvement",
             }
-            failed = [g for g in gate_rows if not g.passed]
+            failed = [g for g in gate_rows if g.outcome == "fail"]
             cost_failed = [g for g in failed if g.gate in COST_GATES]
             assert (comp.verdict == "REJECT") == bool(cost_failed)
             reasons = json.loads(comp.reasons_json)
-            assert len([r for r in reasons if not r.startswith("underpowered")]) == len(failed)
+            undecided = [g for g in gate_rows if g.outcome == "inconclusive"]
+            assert len([r for r in reasons if not r.startswith("underpowered")]) == len(
+                failed
+            ) + len(undecided)
             for run in (base_run, var_run):
                 assert run.status == "succeeded"
                 assert run.current_step == run.total_steps == 6
                 assert len(queries.step_metrics(store, run.id)) == 6
                 assert run.params_trainable and run.flops_per_token and run.latency_p50_ms
-                assert run.memory_kind == "cpu_peak_rss" and run.peak_memory_bytes > 0
+                assert run.memory_kind == "cpu_profiler"
+                assert run.peak_memory_bytes == max(
+                    run.tensor_peak_train_bytes, run.tensor_peak_generate_bytes
+                )
+                assert run.tensor_peak_generate_bytes > 0 and run.rss_peak_bytes > 0
+                assert len(json.loads(run.latency_samples_json)) >= 4  # the planned rounds
+                assert json.loads(run.load_json)["cpu_count"] >= 1
                 assert Path(run.adapter_path).is_file()
                 scores = queries.example_scores(store, run.id)
                 n_eval = 24 if experiment.name == "v1_dynrank" else 20
@@ -124,7 +152,9 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
     assert rec["statistical_validation"]["power_analysis"]["exact_match"]["underpowered"]
     assert "not adjusted for multiplicity" in rec["statistical_validation"]["ci_note"]
     assert set(rec["statistical_validation"]["bca_bootstrap"]) == {"exact_match", "f1"}
-    assert rec["statistical_validation"]["fdr_correction"]["family_size"] == 4
+    assert rec["statistical_validation"]["fdr_correction"]["family_size"] == len(distinct)
+    twins = rec["statistical_validation"]["identical_metrics"]
+    assert set(twins) <= {"f1"} and set(twins.values()) <= {"exact_match"}
     assert rec["baseline_metrics"]["trainable_parameters"] > 0
 
     md_path = project / "out" / "report.md"

@@ -97,7 +97,7 @@ def test_the_batch_decision_fails_the_job_and_writes_no_verdict(
 
 
 def test_run_refuses_arms_whose_stored_plans_differ(
-    project: Path, cli, monkeypatch: pytest.MonkeyPatch, no_memory_probe
+    project: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The runner's check reads the runs' records back from the store: a variant run whose
     record says another step count fails the job before any statistics, exit 1."""

@@ -40,9 +40,11 @@ def test_all_pass_promotes_without_reasons() -> None:
         ("budget_parity_flops", None),
         ("latency", None),
         ("memory", None),
+        ("no_significant_harm", "exact_match"),
         ("ci_lower_bound_positive", "exact_match"),
         ("statistical_significance", "exact_match"),
         ("min_improvement", "exact_match"),
+        ("no_significant_harm", "f1"),
         ("ci_lower_bound_positive", "f1"),
         ("statistical_significance", "f1"),
         ("min_improvement", "f1"),
@@ -139,16 +141,120 @@ def test_policy_switches_drop_statistical_gates() -> None:
     policy = replace(POLICY, statistical_significance=False, ci_lower_bound_positive=False)
     evidence = [MetricEvidence("f1", mean_diff=0.02, ci_low=-0.5, p_adjusted=0.9)]
     gates = evaluate_gates(PASSING_INPUTS, evidence, policy)
-    assert {g.gate for g in gates if g.metric == "f1"} == {"min_improvement"}
+    assert {g.gate for g in gates if g.metric == "f1"} == {"min_improvement", "no_significant_harm"}
     assert verdict(gates)[0] == "PROMOTE"
 
 
-def test_significance_and_ci_thresholds_are_strict() -> None:
+def test_ci_bound_is_strict_and_significance_uses_the_fdr_rule() -> None:
+    """One rule for BH: adjusted p <= alpha is a discovery, in FdrResult and in the gate."""
+    from engine.stats import benjamini_hochberg
+
     evidence = [MetricEvidence("f1", mean_diff=0.005, ci_low=0.0, p_adjusted=0.05)]
     gates = _by_name(evaluate_gates(PASSING_INPUTS, evidence, POLICY))
     assert not gates[("ci_lower_bound_positive", "f1")].passed  # needs > 0
-    assert not gates[("statistical_significance", "f1")].passed  # needs < alpha
+    assert gates[("statistical_significance", "f1")].passed  # adjusted p <= alpha
+    assert bool(benjamini_hochberg([0.05], 0.05).rejected[0])  # the same p, the same call
+    above = [MetricEvidence("f1", mean_diff=0.005, ci_low=0.0, p_adjusted=0.0500001)]
+    assert not _by_name(evaluate_gates(PASSING_INPUTS, above, POLICY))[
+        ("statistical_significance", "f1")
+    ].passed
     assert gates[("min_improvement", "f1")].passed  # >= min_improvement
+
+
+def test_a_significantly_worse_variant_never_promotes() -> None:
+    """Whatever the switches say: with the CI and min-improvement gates off (a spec may turn
+    them off, or set a negative min_improvement), a significant loss still fails."""
+    worse = [MetricEvidence("f1", mean_diff=-0.05, ci_low=-0.08, p_adjusted=0.001)]
+    for policy in (
+        POLICY,
+        replace(POLICY, ci_lower_bound_positive=False, min_improvement=-1.0),
+        replace(
+            POLICY,
+            ci_lower_bound_positive=False,
+            statistical_significance=False,
+            min_improvement=-1,
+        ),
+    ):
+        gates = _by_name(evaluate_gates(PASSING_INPUTS, worse, policy))
+        assert not gates[("no_significant_harm", "f1")].passed
+        if ("statistical_significance", "f1") in gates:
+            significance = gates[("statistical_significance", "f1")]
+            assert not significance.passed and "not an improvement" in significance.detail
+        decision, reasons = verdict(list(gates.values()))
+        assert decision == "REJECT"
+        assert any(r.startswith("no_significant_harm[f1]") for r in reasons)
+    # a loss that is not significant is not "harm": the other gates decide
+    noisy = [MetricEvidence("f1", mean_diff=-0.01, ci_low=-0.04, p_adjusted=0.4)]
+    gates = _by_name(evaluate_gates(PASSING_INPUTS, noisy, POLICY))
+    assert gates[("no_significant_harm", "f1")].passed
+
+
+def test_non_inferiority_margin_replaces_the_harm_guard() -> None:
+    policy = replace(
+        POLICY,
+        statistical_significance=False,
+        ci_lower_bound_positive=False,
+        min_improvement=-1.0,
+        non_inferiority_margin={"f1": 0.02},
+    )
+    within = [MetricEvidence("f1", mean_diff=-0.005, ci_low=-0.015, p_adjusted=0.01)]
+    gates = _by_name(evaluate_gates(PASSING_INPUTS, within, policy))
+    gate = gates[("non_inferiority", "f1")]
+    assert gate.passed and gate.threshold == -0.02 and gate.comparator == ">"
+    assert ("no_significant_harm", "f1") not in gates  # worse but within the margin: accepted
+    assert verdict(list(gates.values()))[0] == "PROMOTE"
+    beyond = [MetricEvidence("f1", mean_diff=-0.01, ci_low=-0.025, p_adjusted=0.3)]
+    gates = evaluate_gates(PASSING_INPUTS, beyond, policy)
+    decision, reasons = verdict(gates)
+    assert decision == "REJECT"
+    assert any(r.startswith("non_inferiority[f1]") for r in reasons)
+    edge = [MetricEvidence("f1", mean_diff=0.0, ci_low=-0.02, p_adjusted=1.0)]
+    assert not _by_name(evaluate_gates(PASSING_INPUTS, edge, policy))[
+        ("non_inferiority", "f1")
+    ].passed  # the bound must lie strictly above -margin
+
+
+def test_a_metric_identical_to_another_gets_no_gates_of_its_own() -> None:
+    evidence = [
+        MetricEvidence("exact_match", mean_diff=0.03, ci_low=-0.01, p_adjusted=0.2),
+        MetricEvidence(
+            "f1", mean_diff=0.03, ci_low=-0.01, p_adjusted=0.2, identical_to="exact_match"
+        ),
+    ]
+    gates = evaluate_gates(PASSING_INPUTS, evidence, POLICY)
+    assert not [g for g in gates if g.metric == "f1"]
+    _, reasons = verdict(gates)
+    assert reasons and not any("[f1]" in r for r in reasons)  # each failure named once
+
+
+def test_latency_gate_decides_on_its_interval() -> None:
+    from engine.gates import INCONCLUSIVE_COST
+
+    def latency(low, high, ratio=1.10):
+        inputs = replace(
+            PASSING_INPUTS, latency_ratio=ratio, latency_interval=(low, high), latency_rounds=160
+        )
+        gates = evaluate_gates(inputs, GOOD_EVIDENCE, POLICY)
+        return _by_name(gates)[("latency", None)], verdict(gates)
+
+    gate, (decision, _) = latency(1.02, 1.15)
+    assert gate.outcome == "pass" and decision == "PROMOTE"  # the bound is inclusive
+    gate, (decision, reasons) = latency(1.16, 1.30, ratio=1.2)
+    assert gate.outcome == "fail" and decision == "REJECT"
+    assert reasons == ["latency (observed 1.2, needs <= 1.15)"]
+    gate, (decision, reasons) = latency(1.05, 1.25)
+    assert gate.outcome == "inconclusive" and not gate.passed
+    assert decision == INCONCLUSIVE_COST
+    assert reasons[0].startswith("latency inconclusive (")
+    assert "[1.050, 1.250]" in reasons[0] and "160 rounds" in reasons[0]
+    # a quality failure is still a REJECT: the undecided latency is reported beside it
+    bad = [MetricEvidence("f1", mean_diff=-0.05, ci_low=-0.08, p_adjusted=0.001)]
+    inputs = replace(PASSING_INPUTS, latency_ratio=1.1, latency_interval=(1.05, 1.25))
+    decision, reasons = verdict(evaluate_gates(inputs, bad, POLICY))
+    assert decision == "REJECT" and any(r.startswith("latency inconclusive") for r in reasons)
+    # underpowered wins over an undecided cost (more data is needed either way)
+    decision, _ = verdict(evaluate_gates(inputs, GOOD_EVIDENCE, POLICY), ["f1: n=60 < 100"])
+    assert decision.startswith("INCONCLUSIVE (underpowered)")
 
 
 def test_underpowered_is_inconclusive_unless_a_cost_gate_failed() -> None:

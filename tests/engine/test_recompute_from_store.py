@@ -140,7 +140,7 @@ def test_the_session_run_recomputes_from_positions(ran_v1_project: Path, tmp_pat
 
 
 def test_a_ci_and_p_value_recompute_with_scipy(
-    project: Path, cli, monkeypatch: pytest.MonkeyPatch, no_memory_probe
+    project: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The tiny run's arms score 0 everywhere (degenerate intervals), so here the scores are
     synthetic but everything else is the real job: recorded with their positions, paired,

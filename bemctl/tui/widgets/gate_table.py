@@ -12,6 +12,8 @@ from store.console import GateResult
 
 PASS = Text("✓", style="bold green")
 FAIL = Text("✗", style="bold red")
+UNDECIDED = Text("?", style="bold yellow")
+MARKS = {"pass": PASS, "fail": FAIL, "inconclusive": UNDECIDED}
 
 
 class GateTable(DataTable[str | Text]):
@@ -29,7 +31,7 @@ class GateTable(DataTable[str | Text]):
         self.add_columns("", "gate", "metric", "observed", "needs", "what")
         for g in self._gates:
             self.add_row(
-                PASS if g.passed else FAIL,
+                MARKS.get(g.outcome, PASS if g.passed else FAIL),
                 g.gate,
                 g.metric or "",
                 num(g.observed, ".4g"),

@@ -155,3 +155,8 @@ def test_corpus_statistic_validation() -> None:
     zeros = CorpusStatistic(np.zeros((5, 2)), np.zeros((5, 2)), _precision)
     with pytest.raises(BemctlError, match="NaN or inf"), np.errstate(invalid="ignore"):
         zeros.corpus_scores()
+
+
+def test_corpus_interval_shares_the_resample_floor() -> None:
+    with pytest.raises(BemctlError, match="n_resamples must be at least 100"):
+        bca_interval_corpus(_toy_corpus(1), n_resamples=1)

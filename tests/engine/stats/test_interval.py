@@ -294,3 +294,15 @@ def test_refuses_2d_and_bad_parameters() -> None:
         bca_interval([0.1, 0.2, 0.4], n_resamples=10.5)
     with pytest.raises(BemctlError, match="expected numbers"):
         bca_interval(["a", "b"])
+
+
+@pytest.mark.parametrize("count", [1, 2, 99])
+def test_refuses_fewer_resamples_than_the_cli_allows(count: int) -> None:
+    """With one resample the "interval" is a single resampled mean, which can exclude the
+    estimate it is an interval for; every entry point shares the same floor."""
+    from engine.stats._checks import MIN_RESAMPLES
+
+    d = np.random.default_rng(0).normal(0.1, 1.0, 50)
+    with pytest.raises(BemctlError, match=f"n_resamples must be at least {MIN_RESAMPLES}"):
+        bca_interval(d, n_resamples=count)
+    assert bca_interval(d, n_resamples=MIN_RESAMPLES).n_resamples == MIN_RESAMPLES
