@@ -65,7 +65,9 @@ def test_csv_matches_json(in_ran_project: Path, cli) -> None:
         assert float(row["ci_high"]) == sv["bca_bootstrap"][m]["upper"]
         assert float(row["p_value"]) == sv["paired_tests"][m]["p_value"]
         assert float(row["p_adjusted"]) == adjusted[m]
-        assert int(row["family_size"]) == fdr["family_size"] == 2
+        twins = sv["identical_metrics"]  # f1 repeats exact match here: one test, counted once
+        assert int(row["family_size"]) == fdr["family_size"] == 2 - len(twins)
+        assert row["identical_to"] == (twins.get(m) or "")
         assert float(row["param_ratio"]) == record["budget"]["param_ratio"]
         assert int(row["comparison_id"]) == record["comparison_id"]
         assert row["created_at"] == record["created_at"]
