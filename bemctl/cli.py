@@ -154,6 +154,14 @@ def _say(message: str) -> None:
     err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
+def _check_specs(experiments: list[str], settings) -> None:
+    """Refuse bad specs before the store is opened (or created): bad input leaves nothing
+    behind. `enqueue_experiments` applies the same rules again as it queues."""
+    from engine.runner import resolve_specs
+
+    resolve_specs(experiments, settings)
+
+
 @app.command()
 def run(
     experiments: ExperimentsArg,
@@ -181,6 +189,7 @@ def run(
         quick, seed, bootstrap_samples, fdr_alpha, statistical_power, budget_tolerance
     )
     settings = _settings()
+    _check_specs(experiments, settings)
     with _open_store(settings) as store:
         batch_id, _ = enqueue_experiments(store, settings, experiments, options, priority=priority)
         with RichProgress(err) as progress:
@@ -226,6 +235,7 @@ def queue(
         quick, seed, bootstrap_samples, fdr_alpha, statistical_power, budget_tolerance
     )
     settings = _settings()
+    _check_specs(experiments, settings)
     with _open_store(settings) as store:
         batch_id, queued = enqueue_experiments(
             store, settings, experiments, options, priority=priority

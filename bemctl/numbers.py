@@ -56,6 +56,8 @@ def mark_non_numbers(annotation: Any, value: Any) -> Any:
             reason = "must be an integer, not a float"
         return value if reason is None else NotANumber(value, reason)
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return mark_non_numbers(args[0], value)
     if origin in (typing.Union, types.UnionType):
         numeric = [a for a in args if a is not type(None)]
         if value is None or len(numeric) != 1:

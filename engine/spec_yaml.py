@@ -77,8 +77,10 @@ def read_spec_text(path: Path) -> str:
 def _yaml_error(path: Path, exc: yaml.YAMLError) -> BemctlError:
     mark = getattr(exc, "problem_mark", None)
     where = f"line {mark.line + 1}: " if mark is not None else ""
-    problem = getattr(exc, "problem", None) or str(exc)
-    return BemctlError(f"{path}: {where}invalid YAML: {shorten(str(problem))}")
+    problem = str(getattr(exc, "problem", None) or exc)
+    if "nesting depth" in problem:  # libyaml's own, far deeper, limit
+        return BemctlError(f"{path}: {where}nested deeper than {SPEC_DEPTH} levels (the limit)")
+    return BemctlError(f"{path}: {where}invalid YAML: {shorten(problem)}")
 
 
 def check_structure(path: Path, text: str) -> None:

@@ -76,8 +76,8 @@ def _open_checked(path: Path) -> int:
         raise BemctlError(f"{path}: not a regular file")
     if info.st_size > DATA_FILE_BYTES:
         raise BemctlError(
-            f"{path}: {count(info.st_size)} bytes, larger than the "
-            f"{count(DATA_FILE_BYTES)} bytes (128 MiB) a data file may have"
+            f"{path}: {count(info.st_size)} bytes, larger than {count(DATA_FILE_BYTES)} "
+            "bytes, the limit for a data file"
         )
     return info.st_size
 
