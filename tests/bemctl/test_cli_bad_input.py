@@ -359,3 +359,21 @@ def test_absurd_quick_sizes_in_the_toml(project: Path, cli) -> None:
     assert (result.code, result.err) == (2, expected + "\n")
     assert _one_line(cli("run", "v1_dynrank", "--quick")) == expected
     assert not (project / ".bemctl").exists()
+
+
+def test_quick_training_draws_and_pretrain_corpus_are_bounded(tmp_path: Path) -> None:
+    from bemctl.settings import settings_errors
+
+    toml = tmp_path / "bemctl.toml"
+    toml.write_text(
+        "[quick]\ntrain_steps = 1000000\nbatch_size = 1024\n[pretrain]\ncorpus_docs = 10000000\n"
+    )
+    assert settings_errors(toml) == [
+        f"{toml}: pretrain.corpus_docs: Input should be less than or equal to 100000 "
+        "(got 10000000)"
+    ]
+    toml.write_text("[quick]\ntrain_steps = 1000000\nbatch_size = 1024\n")
+    assert settings_errors(toml) == [
+        f"{toml}: quick.train_steps: 1,000,000 steps x quick.batch_size 1024 draw "
+        "1,024,000,000 examples, more than the limit of 10,000,000"
+    ]
