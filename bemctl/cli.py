@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bemctl.errors import BemctlError
+from bemctl.limits import BOOTSTRAP_SAMPLES
 from bemctl.settings import MAX_SEED
 
 # Ids, priorities and limits end up as SQLite INTEGERs: signed 64-bit.
@@ -131,7 +132,9 @@ SeedOpt = Annotated[
     int | None,
     typer.Option(min=0, max=MAX_SEED, help=f"seed for data, init and bootstrap (0..{MAX_SEED})"),
 ]
-BootstrapOpt = Annotated[int | None, typer.Option(min=100, help="BCa resamples")]
+BootstrapOpt = Annotated[
+    int | None, typer.Option(min=100, max=BOOTSTRAP_SAMPLES, help="BCa resamples")
+]
 FdrOpt = Annotated[float | None, typer.Option(help="BH-FDR level, in (0, 1)")]
 PowerOpt = Annotated[
     float | None,
@@ -149,6 +152,14 @@ RunIdArg = Annotated[
 
 def _say(message: str) -> None:
     err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _check_specs(experiments: list[str], settings) -> None:
+    """Refuse bad specs before the store is opened (or created): bad input leaves nothing
+    behind. `enqueue_experiments` applies the same rules again as it queues."""
+    from engine.runner import resolve_specs
+
+    resolve_specs(experiments, settings)
 
 
 @app.command()
@@ -178,6 +189,7 @@ def run(
         quick, seed, bootstrap_samples, fdr_alpha, statistical_power, budget_tolerance
     )
     settings = _settings()
+    _check_specs(experiments, settings)
     with _open_store(settings) as store:
         batch_id, _ = enqueue_experiments(store, settings, experiments, options, priority=priority)
         with RichProgress(err) as progress:
@@ -223,6 +235,7 @@ def queue(
         quick, seed, bootstrap_samples, fdr_alpha, statistical_power, budget_tolerance
     )
     settings = _settings()
+    _check_specs(experiments, settings)
     with _open_store(settings) as store:
         batch_id, queued = enqueue_experiments(
             store, settings, experiments, options, priority=priority
@@ -394,8 +407,6 @@ def validate(
             found = settings_errors(path)
         else:
             found = spec_errors(path)
-            if not found and path.suffix in (".yml", ".yaml"):
-                found = _name_mismatch(path)
         problems.extend(found)
         if not found:
             out.print(f"ok  {path}")
@@ -405,15 +416,6 @@ def validate(
         raise typer.Exit(2)
 
 
-def _name_mismatch(path: Path) -> list[str]:
-    from engine.spec import load_spec
-
-    name = load_spec(path).spec.experiment_name
-    if name != path.stem:
-        return [f"{path}: experiment_name: must match the file name {path.stem!r} (got {name!r})"]
-    return []
-
-
 @app.command("list")
 def list_cmd(
     limit: Annotated[
@@ -421,7 +423,9 @@ def list_cmd(
     ] = 20,
 ) -> None:
     """Experiments available to run, and the most recent runs in the store."""
-    from engine.spec import spec_errors, spec_files
+    from rich.text import Text
+
+    from engine.spec import inspect_spec, spec_files
     from engine.variants.registry import get_entry
 
     settings = _settings()
@@ -429,15 +433,13 @@ def list_cmd(
     for col in ("id", "variant", "status", "file"):
         table.add_column(col)
     for name, path in spec_files(settings.experiment_paths).items():
-        problems = spec_errors(path)
-        if problems:
-            table.add_row(name, "?", "[red]invalid[/]", str(path))
+        loaded, problems = inspect_spec(path)
+        if problems or loaded is None:
+            table.add_row(Text(name), "?", "[red]invalid[/]", Text(str(path)))
             continue
-        from engine.spec import load_spec
-
-        variant = load_spec(path).spec.bem_config.variant
+        variant = loaded.spec.bem_config.variant
         ready = "runnable" if get_entry(variant).builder else "not implemented yet"
-        table.add_row(name, variant, ready, str(path))
+        table.add_row(Text(name), variant, ready, Text(str(path)))
     out.print(table)
     if not settings.store_path.exists():
         out.print("no runs yet")
@@ -448,8 +450,6 @@ def list_cmd(
         runs = queries.list_runs(store, limit)
         names = {e.id: e.name for e in queries.list_experiments(store)}
         queued = jobs.list_jobs(store, limit)
-    from rich.text import Text
-
     from bemctl.tui.format import phase_text
     from store.console import phase_progress
     from store.types import utcnow

@@ -31,7 +31,9 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from bemctl.errors import BemctlError, format_validation_errors
+from bemctl import limits
+from bemctl.errors import BemctlError, format_validation_errors, shorten
+from bemctl.numbers import not_a_bool
 
 CONFIG_NAME = "bemctl.toml"
 ENV_PREFIX = "BEMCTL_"
@@ -51,29 +53,26 @@ LEASE_HEARTBEATS = 3
 INTERNAL_FIELDS = ("base_dir", "config_path")
 
 
-def _not_a_bool(value: Any) -> Any:
-    """TOML `true` is a bool, and pydantic would take it as 1: a number field refuses it."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
-    return value
-
-
-# Numbers in bemctl.toml: never booleans; ints stay accepted where a float is expected.
-Int = Annotated[int, BeforeValidator(_not_a_bool)]
-Float = Annotated[float, BeforeValidator(_not_a_bool)]
+# Numbers in bemctl.toml: never booleans (TOML `true` is a bool, and pydantic would take it
+# as 1; the same rule as specs, `bemctl.numbers`); ints stay accepted where a float is
+# expected, and strings too, since BEMCTL_* environment variables are strings.
+Int = Annotated[int, BeforeValidator(not_a_bool)]
+Float = Annotated[float, BeforeValidator(not_a_bool)]
 
 
 class QuickSizes(BaseModel):
-    """Sizes `--quick` uses instead of the spec's, so a smoke run takes about a minute on a CPU."""
+    """Sizes `--quick` uses instead of the spec's, so a smoke run takes about a minute on a CPU.
+
+    Bounded like a spec's sizes (`bemctl.limits`): what memory allows."""
 
     model_config = ConfigDict(extra="forbid")
 
-    train_examples: Int = Field(768, ge=8)
-    eval_examples: Int = Field(120, ge=2)
-    train_steps: Int = Field(100, ge=1)
-    batch_size: Int = Field(16, ge=1)
-    latency_rounds: Int = Field(40, ge=1)
-    bootstrap_samples: Int = Field(10_000, ge=100)
+    train_examples: Int = Field(768, ge=8, le=limits.TRAIN_EXAMPLES)
+    eval_examples: Int = Field(120, ge=2, le=limits.EVAL_EXAMPLES)
+    train_steps: Int = Field(100, ge=1, le=limits.TRAIN_STEPS)
+    batch_size: Int = Field(16, ge=1, le=limits.BATCH_SIZE)
+    latency_rounds: Int = Field(40, ge=1, le=limits.LATENCY_ROUNDS)
+    bootstrap_samples: Int = Field(10_000, ge=100, le=limits.BOOTSTRAP_SAMPLES)
 
 
 class PretrainSizes(BaseModel):
@@ -81,10 +80,10 @@ class PretrainSizes(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: Int = Field(2000, ge=1)
-    batch_size: Int = Field(16, ge=1)
+    steps: Int = Field(2000, ge=1, le=limits.TRAIN_STEPS)
+    batch_size: Int = Field(16, ge=1, le=limits.BATCH_SIZE)
     learning_rate: Float = Field(3e-3, gt=0)
-    corpus_docs: Int = Field(20_000, ge=10)
+    corpus_docs: Int = Field(20_000, ge=10, le=limits.PRETRAIN_CORPUS_DOCS)
 
 
 class WorkerSettings(BaseModel):
@@ -134,7 +133,7 @@ class Settings(BaseSettings):
     )
     torch_threads: Int = Field(0, ge=0, description="CPU intra-op threads; 0 = torch's default")
     seed: Int = Field(0, ge=0, le=MAX_SEED)
-    bootstrap_samples: Int = Field(10_000, ge=100)
+    bootstrap_samples: Int = Field(10_000, ge=100, le=limits.BOOTSTRAP_SAMPLES)
     fdr_alpha: Float = Field(0.05, gt=0, lt=1)
     budget_tolerance: Float = Field(0.05, ge=0, lt=1)
     latency_budget: Float = Field(1.15, gt=0)
@@ -166,6 +165,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _rules_across_keys(self) -> Settings:
         """Messages start with the dotted key they are about: the error line names it."""
+        q = self.quick
+        if q.train_steps * q.batch_size > limits.TRAIN_DRAWS:
+            raise ValueError(
+                f"quick.train_steps: {q.train_steps:,} steps x quick.batch_size {q.batch_size} "
+                f"draw {q.train_steps * q.batch_size:,} examples, more than the limit of "
+                f"{limits.TRAIN_DRAWS:,}"
+            )
         w = self.worker
         if w.lease_s < LEASE_HEARTBEATS * w.heartbeat_s:
             raise ValueError(
@@ -346,7 +352,7 @@ def _check_environment() -> None:
         try:
             json.loads(value)
         except ValueError:
-            raise BemctlError(f"{name}: expected {expected} (got {value!r})") from None
+            raise BemctlError(f"{name}: expected {expected} (got {shorten(repr(value))})") from None
 
 
 _DOTTED = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*): ")

@@ -42,12 +42,7 @@ from engine.evaluation.latency import LatencyMeasurement, measure_latency
 from engine.evaluation.measure import PeakMemory, flops_per_token
 from engine.evaluation.scoring import evaluate
 from engine.evaluation.tensor_memory import TensorPeak, measure_tensor_peak
-from engine.models.base_model import (
-    BaseModel,
-    PretrainPlan,
-    check_base_model,
-    load_base_model,
-)
+from engine.models.base_model import BaseModel, PretrainPlan, load_base_model
 from engine.plan import ExperimentPlan, FrozenPlan, RunOptions, freeze_plan
 from engine.progress import NullProgress, ProgressSink
 from engine.queue.control import JobControl, StepWriter
@@ -153,13 +148,10 @@ class JobContext:
 def resolve_specs(names: Sequence[str], settings: Settings) -> list[LoadedSpec]:
     from engine.spec import find_spec
 
+    # find_spec applies every rule `bemctl validate` does (file name, base model, data files)
     loaded = [find_spec(name, settings.experiment_paths) for name in names]
     for item in loaded:
         model_class(item.spec.bem_config.variant)  # raises "not implemented yet: <variant>"
-        try:
-            check_base_model(item.spec.model.base_model)
-        except BemctlError as exc:
-            raise BemctlError(f"{item.path}: {exc}") from None
     seen = set()
     for item in loaded:
         if item.spec.experiment_name in seen:

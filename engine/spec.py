@@ -4,16 +4,23 @@ The structure follows the user guide (`experiment_name`, `variant_type`, `model`
 `bem_config`, `training`, `validation`, `constraints`, `acceptance_gates`) plus `data`, which
 says which task the comparison runs on. Optional numbers left out (None) fall back to
 bemctl.toml, so one file sets the lab's defaults and a spec only states what it changes.
+
+One set of rules for every entry point (`validate`, `queue`, `run`, `list`, the console, a
+worker starting a job): `inspect_spec` reads the file within `bemctl.limits` (size, YAML
+aliases, nesting: `engine.spec_yaml`), validates it (numbers are never booleans or
+strings: `bemctl.numbers`; sizes bounded by what the task can generate and memory allows),
+requires `experiment_name` to equal the file name, and checks what the spec points at
+(`engine.spec_checks`: the base model directory and its positions, the data files).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,7 +30,10 @@ from pydantic import (
     model_validator,
 )
 
-from bemctl.errors import BemctlError, format_validation_errors
+from bemctl import limits
+from bemctl.errors import BemctlError, format_validation_errors, shorten
+from bemctl.numbers import StrictNumbers
+from bemctl.settings import MAX_SEED
 from engine.tasks.registry import TASK_METRICS, TASK_NAMES
 from engine.variants.registry import REGISTRY
 
@@ -36,7 +46,9 @@ BemConfig = Annotated[
 _VARIANT_TAGS = frozenset(REGISTRY)
 
 
-class _Strict(BaseModel):
+class _Strict(StrictNumbers):
+    """Unknown fields are errors; numbers are numbers (no booleans, strings, inf/nan)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -50,18 +62,20 @@ class ModelSpec(_Strict):
 
 class TrainingSpec(_Strict):
     learning_rate: float = Field(5e-4, gt=0, le=1)
-    batch_size: int = Field(16, ge=1)
-    max_epochs: int = Field(1, ge=1)
-    max_steps: int | None = Field(None, ge=1, description="cap on optimiser steps")
-    warmup_steps: int = Field(0, ge=0)
+    batch_size: int = Field(16, ge=1, le=limits.BATCH_SIZE)
+    max_epochs: int = Field(1, ge=1, le=limits.EPOCHS)
+    max_steps: int | None = Field(
+        None, ge=1, le=limits.TRAIN_STEPS, description="cap on optimiser steps"
+    )
+    warmup_steps: int = Field(0, ge=0, le=limits.TRAIN_STEPS)
     gradient_clip: float = Field(1.0, gt=0)
     weight_decay: float = Field(0.0, ge=0)
 
 
 class DataSpec(_Strict):
     task: str = "synthetic_qa"
-    train_size: int = Field(2000, ge=1)
-    eval_size: int = Field(500, ge=2)
+    train_size: int = Field(2000, ge=1, le=limits.TRAIN_EXAMPLES)
+    eval_size: int = Field(500, ge=2, le=limits.EVAL_EXAMPLES)
     n_facts: int = Field(4, ge=1, le=32)
     train_file: Path | None = None
     eval_file: Path | None = None
@@ -69,7 +83,7 @@ class DataSpec(_Strict):
 
 
 class ValidationSpec(_Strict):
-    bootstrap_samples: int | None = Field(None, ge=100)
+    bootstrap_samples: int | None = Field(None, ge=100, le=limits.BOOTSTRAP_SAMPLES)
     confidence_level: float = Field(0.95, gt=0.5, lt=1)
     fdr_alpha: float | None = Field(None, gt=0, lt=1)
     metrics: list[str] | None = Field(
@@ -107,8 +121,11 @@ class ExperimentSpec(_Strict):
     experiment_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     variant_type: Literal["performance", "router", "online", "multimodal", "safety"]
     description: str = ""
-    seeds: list[int] | None = Field(
-        None, min_length=1, description="train baseline and variant once per seed"
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=limits.SEEDS,
+        description="train baseline and variant once per seed",
     )
     model: ModelSpec = ModelSpec()
     bem_config: BemConfig
@@ -130,21 +147,77 @@ class ExperimentSpec(_Strict):
     def _known_variant(cls, value: object) -> object:
         if isinstance(value, dict) and value.get("variant") not in REGISTRY:
             known = ", ".join(sorted(REGISTRY))
-            raise ValueError(f"unknown variant {value.get('variant')!r}; known: {known}")
+            raise ValueError(
+                f"unknown variant {shorten(repr(value.get('variant')))}; known: {known}"
+            )
         return value
 
     @model_validator(mode="after")
     def _task_and_metrics_known(self) -> ExperimentSpec:
         if self.data.task not in TASK_METRICS:
             raise ValueError(
-                f"data.task: unknown task {self.data.task!r} (known: {', '.join(TASK_NAMES)})"
+                f"data.task: unknown task {shorten(repr(self.data.task))} "
+                f"(known: {', '.join(TASK_NAMES)})"
             )
         known = TASK_METRICS[self.data.task]
         unknown = [m for m in self.validation.metrics or () if m not in known]
         if unknown:
             raise ValueError(
-                f"validation.metrics: {unknown} are not metrics of task {self.data.task!r} "
-                f"(known: {', '.join(known)})"
+                f"validation.metrics: {shorten(repr(unknown))} are not metrics of task "
+                f"{self.data.task!r} (known: {', '.join(known)})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sizes_within_limits(self) -> ExperimentSpec:
+        """What the task can generate, what the model's length leaves, what memory allows."""
+        data, training = self.data, self.training
+        if data.max_new_tokens >= self.model.max_length:
+            raise ValueError(
+                f"data.max_new_tokens: {data.max_new_tokens} leaves no room for the prompt "
+                f"in model.max_length {self.model.max_length} (must be below it)"
+            )
+        files = [f for f in ("train_file", "eval_file") if getattr(data, f) is not None]
+        if data.task == "jsonl_qa":
+            missing = [f for f in ("train_file", "eval_file") if f not in files]
+            if missing:
+                raise ValueError(f"data.{missing[0]}: required by task 'jsonl_qa'")
+        elif files:
+            raise ValueError(
+                f"data.{files[0]}: only task 'jsonl_qa' reads data files (task is {data.task!r})"
+            )
+        if data.task == "synthetic_qa":
+            from engine.tasks.qa import distinct_items
+
+            half = distinct_items(data.n_facts) // 2  # each split draws from about half
+            for name in ("train_size", "eval_size"):
+                if getattr(data, name) > half:
+                    raise ValueError(
+                        f"data.{name}: {getattr(data, name):,} is more than the ~{half:,} "
+                        f"distinct examples synthetic_qa can generate per split with "
+                        f"n_facts {data.n_facts}"
+                    )
+        if data.task == "synthetic_mixed":
+            from engine.tasks.mixed import MIN_NEW_TOKENS, fact_range
+
+            allowed = fact_range()
+            if data.n_facts not in allowed:
+                raise ValueError(
+                    f"data.n_facts: synthetic_mixed needs {allowed.start}..{allowed.stop - 1} "
+                    f"(prompt + answer must span 2-4 chunks of 64 tokens; got {data.n_facts})"
+                )
+            if data.max_new_tokens < MIN_NEW_TOKENS:
+                raise ValueError(
+                    f"data.max_new_tokens: synthetic_mixed needs at least {MIN_NEW_TOKENS} "
+                    f"for its JSON answers (got {data.max_new_tokens})"
+                )
+        epoch_steps = training.max_epochs * math.ceil(data.train_size / training.batch_size)
+        steps = min(epoch_steps, training.max_steps or epoch_steps)
+        if steps * training.batch_size > limits.TRAIN_DRAWS:
+            raise ValueError(
+                f"training: {steps:,} steps x batch_size {training.batch_size} draw "
+                f"{steps * training.batch_size:,} examples, more than the limit of "
+                f"{limits.TRAIN_DRAWS:,} (lower max_steps, max_epochs or batch_size)"
             )
         margins = self.acceptance_gates.non_inferiority_margin
         untested = [m for m in margins if m not in self.metric_names]
@@ -176,39 +249,55 @@ class LoadedSpec(BaseModel):
         return path if path.is_absolute() else (self.path.parent / path)
 
 
+def inspect_spec(path: Path) -> tuple[LoadedSpec | None, list[str]]:
+    """The spec in `path` and every problem with it (one line each, at most
+    `limits.SPEC_PROBLEMS` and a count of the rest); the spec is None unless it parsed.
+    The one place the rules are applied: validate, queue, run, list, the console, a worker."""
+    try:
+        spec = _parse(path)
+    except BemctlError as exc:
+        return None, [str(exc)]
+    except ValidationError as exc:
+        return None, _capped(
+            path, format_validation_errors(str(path), exc, drop_tags=_VARIANT_TAGS)
+        )
+    loaded = LoadedSpec(spec=spec, path=path)
+    problems = []
+    if spec.experiment_name != path.stem:
+        problems.append(
+            f"{path}: experiment_name: must match the file name {shorten(repr(path.stem))} "
+            f"(got {shorten(repr(spec.experiment_name))})"
+        )
+    from engine.spec_checks import environment_problems
+
+    problems.extend(environment_problems(loaded))
+    return loaded, _capped(path, problems)
+
+
+def _capped(path: Path, lines: list[str]) -> list[str]:
+    if len(lines) <= limits.SPEC_PROBLEMS:
+        return lines
+    rest = len(lines) - limits.SPEC_PROBLEMS
+    return [*lines[: limits.SPEC_PROBLEMS], f"{path}: ... and {rest:,} more problems"]
+
+
 def spec_errors(path: Path) -> list[str]:
     """Every problem in one spec file (all at once, one line each); empty when valid."""
-    try:
-        _parse(path)
-    except BemctlError as exc:
-        return [str(exc)]
-    except ValidationError as exc:
-        return format_validation_errors(str(path), exc, drop_tags=_VARIANT_TAGS)
-    return []
+    return inspect_spec(path)[1]
 
 
 def load_spec(path: Path) -> LoadedSpec:
-    try:
-        return LoadedSpec(spec=_parse(path), path=path)
-    except ValidationError as exc:
-        lines = format_validation_errors(str(path), exc, drop_tags=_VARIANT_TAGS)
-        raise BemctlError("; ".join(lines)) from None
+    """The spec in `path` if it has no problems; else one BemctlError naming them all."""
+    loaded, problems = inspect_spec(path)
+    if problems or loaded is None:
+        raise BemctlError("; ".join(problems))
+    return loaded
 
 
 def _parse(path: Path) -> ExperimentSpec:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BemctlError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BemctlError(f"{path}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise BemctlError(f"{path}: {where}invalid YAML: {problem}") from None
+    from engine.spec_yaml import load_spec_yaml
+
+    data = load_spec_yaml(path)
     if not isinstance(data, dict):
         raise BemctlError(
             f"{path}: expected a mapping at the top level (got {type(data).__name__})"
@@ -228,7 +317,8 @@ def spec_files(directories: list[Path]) -> dict[str, Path]:
 
 
 def find_spec(name: str, directories: list[Path]) -> LoadedSpec:
-    """Resolve `bemctl run NAME`: a spec file path, or an id looked up in the experiment dirs."""
+    """Resolve `bemctl run NAME`: a spec file path, or an id looked up in the experiment dirs.
+    Either way the spec passes `load_spec`'s rules (its experiment_name is its file name)."""
     as_path = Path(name)
     if as_path.suffix in {".yml", ".yaml"} and as_path.exists():
         return load_spec(as_path)
@@ -236,11 +326,7 @@ def find_spec(name: str, directories: list[Path]) -> LoadedSpec:
     if name not in files:
         valid = ", ".join(sorted(files)) or "(none found)"
         dirs = ", ".join(str(d) for d in directories)
-        raise BemctlError(f"unknown experiment {name!r} (looked in {dirs}); valid: {valid}")
-    loaded = load_spec(files[name])
-    if loaded.spec.experiment_name != name:
         raise BemctlError(
-            f"{files[name]}: experiment_name: must match the file name {name!r} "
-            f"(got {loaded.spec.experiment_name!r})"
+            f"unknown experiment {shorten(repr(name))} (looked in {dirs}); valid: {valid}"
         )
-    return loaded
+    return load_spec(files[name])

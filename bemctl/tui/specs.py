@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bemctl.errors import BemctlError
-from engine.spec import load_spec, spec_errors, spec_files
+from engine.spec import inspect_spec, spec_files
 from engine.variants.registry import get_entry
 
 
@@ -51,20 +50,12 @@ class SpecScanner:
 
 
 def check_spec(name: str, path: Path) -> SpecEntry:
-    """One spec as `bemctl validate` and `bemctl list` judge it."""
-    problems = spec_errors(path)
-    if problems:
-        return SpecEntry(name, path, "?", "invalid", tuple(problems))
-    try:
-        spec = load_spec(path).spec
-    except BemctlError as exc:  # edited (or removed) between the two reads
-        return SpecEntry(name, path, "?", "invalid", (str(exc),))
-    variant = spec.bem_config.variant
-    if spec.experiment_name != name:
-        problem = (
-            f"{path}: experiment_name: must match the file name {name!r} "
-            f"(got {spec.experiment_name!r})"
-        )
-        return SpecEntry(name, path, variant, "invalid", (problem,))
+    """One spec as `bemctl validate` and `bemctl list` judge it (`inspect_spec`: the same
+    rules, file name included)."""
+    loaded, problems = inspect_spec(path)
+    if problems or loaded is None:
+        variant = loaded.spec.bem_config.variant if loaded is not None else "?"
+        return SpecEntry(name, path, variant, "invalid", tuple(problems))
+    variant = loaded.spec.bem_config.variant
     status = "ok" if get_entry(variant).builder else "not implemented"
     return SpecEntry(name, path, variant, status, ())

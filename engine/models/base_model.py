@@ -4,7 +4,10 @@ The embedded model is built from `embedded_config.json` with transformers and pr
 briefly on the synthetic corpus (train split only). Pre-training is deterministic and cached as
 safetensors under the store's directory, keyed by a hash of everything that determines the
 weights, so all experiments start from the same base and only the first run pays for it.
-Nothing here ever downloads: local directories load with `local_files_only=True`.
+Nothing here ever downloads: local directories load with `local_files_only=True`. Nothing
+here runs a model directory's code or unpickles its files: `trust_remote_code=False` and
+`use_safetensors=True` on every load, after `hf_dir.check_base_model` refused `auto_map`,
+unknown model types and pickle-only weights.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bemctl.errors import BemctlError
+from bemctl.errors import BemctlError, shorten
+from engine.models.hf_dir import EMBEDDED_CONFIG as CONFIG_PATH
+from engine.models.hf_dir import (  # noqa: F401 - re-exported: runner, doctor, benches
+    EMBEDDED_NAME,
+    EMBEDDED_PREFIX,
+    check_base_model,
+)
 from engine.models.tokenizer import ByteTokenizer, HFTokenizerAdapter, TextTokenizer
 
-EMBEDDED_PREFIX = "embedded:"
-EMBEDDED_NAME = "tiny-gpt2"
-CONFIG_PATH = Path(__file__).with_name("embedded_config.json")
 CORPUS_VERSION = "mix-v1-qa-translation-json"  # bump when the corpus generator changes meaning
 
 
@@ -96,36 +102,24 @@ def load_base_model(
     return load_local_hf(Path(name))
 
 
-def check_base_model(name: str) -> None:
-    """Fail now, when an experiment is queued, on a base model that could never load."""
-    if name.startswith(EMBEDDED_PREFIX):
-        if name[len(EMBEDDED_PREFIX) :] != EMBEDDED_NAME:
-            raise BemctlError(
-                f"model.base_model: unknown embedded model {name!r} "
-                f"(known: {EMBEDDED_PREFIX}{EMBEDDED_NAME})"
-            )
-        return
-    directory = Path(name)
-    if not directory.is_dir():
-        raise BemctlError(
-            f"model.base_model: {directory} is neither '{EMBEDDED_PREFIX}{EMBEDDED_NAME}' "
-            "nor a local directory (bemctl never downloads models)"
-        )
-    if not (directory / "config.json").is_file():
-        raise BemctlError(f"model.base_model: {directory}: no config.json (not a saved HF model)")
-
-
 def load_local_hf(directory: Path) -> BaseModel:
-    """A model saved with save_pretrained; never reaches the network."""
+    """A model saved with save_pretrained (safetensors); never reaches the network, never
+    runs the directory's code (no prompt either: the answer is always no)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_base_model(str(directory))
     try:
-        model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            directory, local_files_only=True, trust_remote_code=False, use_safetensors=True
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            directory, local_files_only=True, trust_remote_code=False
+        )
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BemctlError(f"model.base_model: {directory}: cannot load: {first}") from None
+        raise BemctlError(
+            f"model.base_model: {shorten(str(directory))}: cannot load: {shorten(first, 200)}"
+        ) from None
     model.eval()
     return BaseModel(model, HFTokenizerAdapter(tokenizer), str(directory), str(directory))
 
@@ -142,7 +136,7 @@ def _embedded(
         model = GPT2LMHeadModel(GPT2Config(**config_dict))
         pretrain(model, ByteTokenizer(), plan, progress)
         _save_atomically(model, target)
-    model = GPT2LMHeadModel.from_pretrained(target, local_files_only=True)
+    model = GPT2LMHeadModel.from_pretrained(target, local_files_only=True, use_safetensors=True)
     model.eval()
     return BaseModel(model, ByteTokenizer(), f"{EMBEDDED_PREFIX}{EMBEDDED_NAME}", str(target))
 

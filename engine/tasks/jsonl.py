@@ -9,19 +9,20 @@ user can fix the data without reading a traceback.
 from __future__ import annotations
 
 import json
+import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bemctl.errors import BemctlError
+from bemctl.errors import BemctlError, shorten
+from bemctl.limits import DATA_FILE_BYTES, DATA_PREVIEW_BYTES, DATA_PREVIEW_LINES, count
 from engine.tasks.qa import QAExample
-
-_MAX_SHOWN = 60
 
 
 def _show(value: Any) -> str:
     """A one-line, bounded rendering of an offending value for error messages."""
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+    return shorten(text)
 
 
 def _answers(where: str, raw: Any) -> tuple[str, ...]:
@@ -62,24 +63,74 @@ def _example(where: str, obj: Any) -> QAExample:
     return QAExample(str(raw_id), context, question, _answers(where, obj["answers"]))
 
 
-def load_qa_jsonl(path: Path) -> list[QAExample]:
-    """Parse every example in `path`, raising BemctlError on the first problem found."""
-    path = Path(path)
-    if not path.exists():
-        raise BemctlError(f"{path}: file not found")
-    if not path.is_file():
-        raise BemctlError(f"{path}: not a regular file")
+def _open_checked(path: Path) -> int:
+    """The size of a data file that exists, is a regular file (a FIFO would block a
+    reader, a device never end) and is within DATA_FILE_BYTES; else a one-line error."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        info = path.stat()
+    except FileNotFoundError:
+        raise BemctlError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise BemctlError(f"{path}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise BemctlError(f"{path}: not a regular file")
+    if info.st_size > DATA_FILE_BYTES:
+        raise BemctlError(
+            f"{path}: {count(info.st_size)} bytes, larger than {count(DATA_FILE_BYTES)} "
+            "bytes, the limit for a data file"
+        )
+    return info.st_size
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What validation learnt from the start of a data file."""
+
+    checked: int  # examples parsed and found valid
+    total: int | None  # every example in the file, when the preview reached its end
+
+
+def preview_qa_jsonl(path: Path, lines: int = DATA_PREVIEW_LINES) -> Preview:
+    """Check a data file without reading all of it: it exists, is a regular file within the
+    size limit and readable, and its first `lines` examples (within DATA_PREVIEW_BYTES)
+    parse; errors name file, line and field, as `load_qa_jsonl` would."""
+    path = Path(path)
+    _open_checked(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(DATA_PREVIEW_BYTES + 1)
+    except OSError as exc:
+        raise BemctlError(f"{path}: cannot read: {exc.strerror}") from None
+    whole = len(head) <= DATA_PREVIEW_BYTES
+    if not whole:  # only complete lines; a multi-byte character may be cut at the end
+        head = head[: head.rfind(b"\n") + 1] if b"\n" in head else b""
+    try:
+        text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BemctlError(f"{path}: not valid UTF-8 (byte offset {exc.start})") from None
+    examples = _parse(path, text, limit=None if whole else lines)
+    if whole and not examples:
+        raise BemctlError(f"{path}: no examples")
+    return Preview(min(len(examples), lines), len(examples) if whole else None)
+
+
+def count_examples(path: Path) -> int:
+    """Non-blank lines of a data file (each one example), read in one pass."""
+    _open_checked(path)
+    try:
+        with Path(path).open("rb") as fh:
+            return sum(1 for line in fh if line.strip())
     except OSError as exc:
         raise BemctlError(f"{path}: cannot read: {exc.strerror}") from None
 
+
+def _parse(path: Path, text: str, limit: int | None = None) -> list[QAExample]:
     examples: list[QAExample] = []
     seen: set[str] = set()
     # split("\n") rather than splitlines(): JSON strings may legally contain U+2028 and friends.
     for lineno, line in enumerate(text.split("\n"), start=1):
+        if limit is not None and len(examples) >= limit:
+            break
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -87,11 +138,28 @@ def load_qa_jsonl(path: Path) -> list[QAExample]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BemctlError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise BemctlError(f"{where}: invalid JSON: nested too deeply") from None
         ex = _example(where, obj)
         if ex.id in seen:
-            raise BemctlError(f"{where}: id: duplicate id {ex.id!r}")
+            raise BemctlError(f"{where}: id: duplicate id {shorten(repr(ex.id))}")
         seen.add(ex.id)
         examples.append(ex)
+    return examples
+
+
+def load_qa_jsonl(path: Path) -> list[QAExample]:
+    """Parse every example in `path`, raising BemctlError on the first problem found."""
+    path = Path(path)
+    _open_checked(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BemctlError(f"{path}: not valid UTF-8 (byte offset {exc.start})") from None
+    except OSError as exc:
+        raise BemctlError(f"{path}: cannot read: {exc.strerror}") from None
+
+    examples = _parse(path, text)
     if not examples:
         raise BemctlError(f"{path}: no examples")
     return examples

@@ -17,6 +17,7 @@ evaluation item; `make_qa_splits` additionally checks eval against train explici
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import string
 from dataclasses import dataclass
@@ -75,6 +76,14 @@ def _example(seed: int, split: str, index: int, n_facts: int) -> QAExample:
         context, question, answer = _draw(rng, n_facts)
         if _is_heldout(context, question) == heldout:
             return QAExample(f"{split}-{seed}-{index:05d}", context, question, (answer,))
+
+
+def distinct_items(n_facts: int) -> int:
+    """How many distinct (context, question) pairs `n_facts` facts can make: ordered distinct
+    keys (3 letters, not spelled like a value), a value each, one of them asked. Each split
+    draws from about half of them."""
+    keys = len(_KEY_LETTERS) ** 3 - sum(1 for v in _EXCLUDED_KEYS if len(v) == 3)
+    return math.perm(keys, n_facts) * len(VALUES) ** n_facts * n_facts
 
 
 def generate_qa(n: int, seed: int, split: str, n_facts: int = 4) -> list[QAExample]:

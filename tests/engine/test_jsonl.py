@@ -134,4 +134,4 @@ def test_duplicate_id_across_int_and_str(tmp_path: Path) -> None:
 def test_long_values_are_truncated(tmp_path: Path) -> None:
     path = _write(tmp_path, _row(context=list(range(200))))
     msg = _error(path)
-    assert msg.endswith("...)") and len(msg) < len(str(path)) + 120
+    assert msg.endswith("…)") and len(msg) < len(str(path)) + 120
