@@ -17,6 +17,7 @@ from rich.table import Table
 from bemctl.errors import BemctlError
 from bemctl.limits import BOOTSTRAP_SAMPLES
 from bemctl.settings import MAX_SEED
+from engine.stats import MIN_RESAMPLES
 
 # Ids, priorities and limits end up as SQLite INTEGERs: signed 64-bit.
 SQLITE_INT_MAX = 2**63 - 1
@@ -133,7 +134,7 @@ SeedOpt = Annotated[
     typer.Option(min=0, max=MAX_SEED, help=f"seed for data, init and bootstrap (0..{MAX_SEED})"),
 ]
 BootstrapOpt = Annotated[
-    int | None, typer.Option(min=100, max=BOOTSTRAP_SAMPLES, help="BCa resamples")
+    int | None, typer.Option(min=MIN_RESAMPLES, max=BOOTSTRAP_SAMPLES, help="BCa resamples")
 ]
 FdrOpt = Annotated[float | None, typer.Option(help="BH-FDR level, in (0, 1)")]
 PowerOpt = Annotated[

@@ -34,6 +34,7 @@ from pydantic_settings import (
 from bemctl import limits
 from bemctl.errors import BemctlError, format_validation_errors, shorten
 from bemctl.numbers import not_a_bool
+from engine.stats import MIN_RESAMPLES
 
 CONFIG_NAME = "bemctl.toml"
 ENV_PREFIX = "BEMCTL_"
@@ -72,7 +73,7 @@ class QuickSizes(BaseModel):
     train_steps: Int = Field(100, ge=1, le=limits.TRAIN_STEPS)
     batch_size: Int = Field(16, ge=1, le=limits.BATCH_SIZE)
     latency_rounds: Int = Field(40, ge=1, le=limits.LATENCY_ROUNDS)
-    bootstrap_samples: Int = Field(10_000, ge=100, le=limits.BOOTSTRAP_SAMPLES)
+    bootstrap_samples: Int = Field(10_000, ge=MIN_RESAMPLES, le=limits.BOOTSTRAP_SAMPLES)
 
 
 class PretrainSizes(BaseModel):
@@ -133,7 +134,7 @@ class Settings(BaseSettings):
     )
     torch_threads: Int = Field(0, ge=0, description="CPU intra-op threads; 0 = torch's default")
     seed: Int = Field(0, ge=0, le=MAX_SEED)
-    bootstrap_samples: Int = Field(10_000, ge=100, le=limits.BOOTSTRAP_SAMPLES)
+    bootstrap_samples: Int = Field(10_000, ge=MIN_RESAMPLES, le=limits.BOOTSTRAP_SAMPLES)
     fdr_alpha: Float = Field(0.05, gt=0, lt=1)
     budget_tolerance: Float = Field(0.05, ge=0, lt=1)
     latency_budget: Float = Field(1.15, gt=0)

@@ -34,6 +34,7 @@ from bemctl import limits
 from bemctl.errors import BemctlError, format_validation_errors, shorten
 from bemctl.numbers import StrictNumbers
 from bemctl.settings import MAX_SEED
+from engine.stats import MIN_RESAMPLES
 from engine.tasks.registry import TASK_METRICS, TASK_NAMES
 from engine.variants.registry import REGISTRY
 
@@ -83,7 +84,7 @@ class DataSpec(_Strict):
 
 
 class ValidationSpec(_Strict):
-    bootstrap_samples: int | None = Field(None, ge=100, le=limits.BOOTSTRAP_SAMPLES)
+    bootstrap_samples: int | None = Field(None, ge=MIN_RESAMPLES, le=limits.BOOTSTRAP_SAMPLES)
     confidence_level: float = Field(0.95, gt=0.5, lt=1)
     fdr_alpha: float | None = Field(None, gt=0, lt=1)
     metrics: list[str] | None = Field(

@@ -14,6 +14,7 @@ or pingouin.
     power_analysis(...)     power, minimum detectable effect, n needed
 """
 
+from engine.stats._checks import MIN_RESAMPLES
 from engine.stats.compare import MetricComparison, compare
 from engine.stats.corpus import (
     CorpusStatistic,
@@ -27,6 +28,7 @@ from engine.stats.paired import PairedTest, is_binary, paired_test
 from engine.stats.power import Power, power_analysis
 
 __all__ = [
+    "MIN_RESAMPLES",
     "CorpusStatistic",
     "EffectSize",
     "FdrResult",
