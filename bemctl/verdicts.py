@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bemctl.reports.dynamics_summary import dynamics_notes
 from bemctl.reports.router_summary import router_rows
 
 COLOURS = {"PROMOTE": "green", "REJECT": "red"}  # INCONCLUSIVE: yellow
@@ -90,6 +91,8 @@ def print_verdicts(out: Console, records: list[dict[str, Any]]) -> None:
         for label, _, value in router_rows(r):
             if value != "-":
                 out.print(f"  router: {escape(label)}: {escape(value)}")
+        for note in dynamics_notes(r):
+            out.print(f"  [yellow]![/] {escape(note)}")
         for reason in decision["reasons"]:
             mark = "[yellow]?[/]" if reason.startswith("underpowered") else "[red]✗[/]"
             out.print(f"  {mark} {escape(reason)}")

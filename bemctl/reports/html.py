@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bemctl.reports.curves import Points, RunCurve, as_curve
+from bemctl.reports.dynamics_summary import html_lines as dynamics_html
 from bemctl.reports.router_summary import router_rows
 
 Curves = Mapping[int, RunCurve | Points]
@@ -145,6 +146,7 @@ def _experiment(index: int, r: dict[str, Any], curves: Curves) -> list[str]:
             for label, base, var in router
         ]
         out.append("</table>")
+    out += dynamics_html(r)
     out += ["<h3>Gates</h3>", *_gate_table(r["gates"])]
     out.append("</section>")
     return out
