@@ -73,11 +73,13 @@ def _changed(g: dict[str, Any]) -> str:
 GATE_ROWS = (
     ("gates measured over", lambda g: f"{g['n']:,} {g.get('unit', 'prompts')}"),
     (
-        "head-group gates: mean |g − 1| (max)",
+        "head-group gates: mean abs(g − 1) (max)",
         lambda g: f"{g['overall']:.4f} ({g['max_abs_dev']:.4f})",
     ),
-    ("mean |g − 1| per layer (one value per head group)", _per_layer),
+    ("mean abs(g − 1) per layer (one value per head group)", _per_layer),
 )
+
+
 def _focus(g: dict[str, Any]) -> str:
     rows = g.get("focus_strength")
     if not rows:
