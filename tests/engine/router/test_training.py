@@ -247,6 +247,10 @@ def _rollout(pipeline: Pipeline, model: RouterModel, rewards: list[float] | None
     )
     assert rollout.mask.any() and len(rollout.predictions) == 6
     assert bool((rollout.log_probs[rollout.mask] <= 0).all())
+    # the first decision of an episode sees the prompt, as prefill routing does at inference
+    ids = torch.tensor([TOKENIZER.encode(pipeline.heldout[0].prompt)])
+    previous, evidence = model.chunk_states(ids, torch.tensor([ids.shape[1]]))
+    assert_close_scaled(rollout.states[0, 0], model.state(previous[0, 0], evidence[0, 0], None)[0])
     if rewards is None:
         return rollout
     last = rollout.mask.sum(1) - 1
