@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bemctl.reports import costs
+from bemctl.reports.dynamics_summary import dynamics_notes
 from bemctl.reports.router_summary import router_rows
 
 COLOURS = {"PROMOTE": "green", "REJECT": "red"}  # INCONCLUSIVE: yellow
@@ -93,6 +94,8 @@ def print_verdicts(out: Console, records: list[dict[str, Any]]) -> None:
         for label, _, value in router_rows(r):
             if value != "-":
                 out.print(f"  router: {escape(label)}: {escape(value)}")
+        for note in dynamics_notes(r):
+            out.print(f"  [yellow]![/] {escape(note)}")
         for reason in decision["reasons"]:
             undecided = reason.startswith("underpowered") or " inconclusive (" in reason
             mark = "[yellow]?[/]" if undecided else "[red]✗[/]"

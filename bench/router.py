@@ -109,7 +109,8 @@ def _split_runner(
         ids = prompts[r % len(prompts)]
         routing: dict = {}
         start = time.perf_counter()
-        out = model(input_ids=ids, use_cache=True, routing_cache=routing)
+        lengths = torch.tensor([ids.shape[1]], device=ids.device)  # the prefill is the prompt
+        out = model(input_ids=ids, use_cache=True, routing_cache=routing, prompt_lengths=lengths)
         prefilled = time.perf_counter()
         past, context = out.past_key_values, ids
         for _ in range(tokens):

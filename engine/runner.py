@@ -36,6 +36,7 @@ from bemctl.settings import Settings
 from engine import stats
 from engine.arms import ArmRecord, ScoredArm, comparison_refusal, ids_fingerprint, reuse_problem
 from engine.device import resolve_device
+from engine.evaluation.dynamics import routing_dynamics
 from engine.evaluation.generation import greedy_generate
 from engine.evaluation.kvcache import KVCacheCheck, kv_cache_check
 from engine.evaluation.latency import LatencyMeasurement, measure_latency
@@ -168,7 +169,9 @@ def load_data(
     return task, train, evals
 
 
-ADAPTER_KEY_VERSION = 1  # bump when code changes make older adapters of the same key differ
+# bump when code changes make older adapters of the same key differ (2: V1 and the router
+# route prompt chunks from the prompt at prefill, V1 gains PT1 gates)
+ADAPTER_KEY_VERSION = 2
 
 
 def adapter_key(
@@ -826,23 +829,31 @@ class ExperimentRunner:
         loaded: LoadedSpec,
     ) -> dict | None:
         """What a variant measures about itself after evaluation (the router's plan length,
-        switch rate, projections, overlap, evidence monotonicity); None for the others."""
+        switch rate, projections, overlap, evidence monotonicity; V2's gate movement), plus
+        the routing dynamics of every variant that routes per position (V1, the router:
+        `engine.evaluation.dynamics`, under "dynamics"); None for the others."""
         measure = getattr(model, "variant_statistics", None)
-        if measure is None:
+        routes = hasattr(model, "routing_decisions")
+        if measure is None and not routes:
             return None
         spec = loaded.spec
-        phase = self.progress.phase(f"{spec.experiment_name}: router statistics", 1)
-        predictions = {example_id: text for example_id, text, _, _ in out.predictions}
-        result = measure(
-            base.tokenizer,
-            task,
-            evals,
-            predictions,
-            self.device,
-            max_new_tokens=spec.data.max_new_tokens,
-            max_length=spec.model.max_length,
-            seed=plan.seed,
-        )
+        phase = self.progress.phase(f"{spec.experiment_name}: variant statistics", 1)
+        result: dict = {}
+        if measure is not None:
+            predictions = {example_id: text for example_id, text, _, _ in out.predictions}
+            result = measure(
+                base.tokenizer,
+                task,
+                evals,
+                predictions,
+                self.device,
+                max_new_tokens=spec.data.max_new_tokens,
+                max_length=spec.model.max_length,
+                seed=plan.seed,
+                sequences=out.sequences,
+            )
+        if routes:
+            result["dynamics"] = routing_dynamics(model, out.sequences, self.device)
         phase.advance(1)
         phase.done()
         return result

@@ -53,8 +53,19 @@ def encode_example(
     return ids, labels
 
 
+def prompt_length(labels: Sequence[int]) -> int:
+    """Prompt tokens of an encoded example: the masked labels before its first target token
+    (after `encode_example`'s truncation; the target always holds at least the EOS)."""
+    return next((i for i, label in enumerate(labels) if label != IGNORE), len(labels))
+
+
 def collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad: absolute positions of real tokens stay the same as in unbatched use."""
+    """Right-pad: absolute positions of real tokens stay the same as in unbatched use.
+
+    `prompt_lengths` (B,) says where each row's prompt ends, so a variant that routes prompt
+    chunks from the prompt at prefill routes a training row the same way (the forward's
+    `prompt_lengths`).
+    """
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
@@ -63,7 +74,13 @@ def collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[st
         input_ids[i, : len(ids)] = torch.tensor(ids)
         labels[i, : len(lab)] = torch.tensor(lab)
         attention[i, : len(ids)] = 1
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+    prompts = torch.tensor([prompt_length(lab) for _, lab in rows], dtype=torch.long)
+    return {
+        "input_ids": input_ids,
+        "labels": labels,
+        "attention_mask": attention,
+        "prompt_lengths": prompts,
+    }
 
 
 def batch_order(n_examples: int, steps: int, batch_size: int, seed: int) -> list[list[int]]:
@@ -97,7 +114,11 @@ def training_loss(
     auxiliary = getattr(model, "auxiliary_loss", None)
     if set_extras is not None:
         set_extras(list(extras))
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        prompt_lengths=batch["prompt_lengths"],
+    ).logits
     loss = nn.functional.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
         batch["labels"][:, 1:].reshape(-1),
@@ -119,6 +140,8 @@ def train_adapter(
 
     The loss is `training_loss` (with its optional hooks); `after_optimizer_step()` runs after
     every step if the model has it (e.g. V3's clamp).
+    The forward gets each row's `prompt_lengths` (where its prompt ends), as generation's
+    prefill does, so prompt-routed variants train on the routing they run with.
     """
     torch.manual_seed(plan.seed)
     encoded = [encode_example(tokenizer, item[0], item[1], plan.max_length) for item in examples]

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from bemctl.reports import costs
 from bemctl.reports.curves import Points, RunCurve, as_curve
+from bemctl.reports.dynamics_summary import html_lines as dynamics_html
 from bemctl.reports.router_summary import router_rows
 
 Curves = Mapping[int, RunCurve | Points]
@@ -146,6 +147,7 @@ def _experiment(index: int, r: dict[str, Any], curves: Curves) -> list[str]:
             for label, base, var in router
         ]
         out.append("</table>")
+    out += dynamics_html(r)
     out += ["<h3>Gates</h3>", *_gate_table(r["gates"])]
     out.append("</section>")
     return out

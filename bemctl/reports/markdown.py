@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bemctl.reports import costs
+from bemctl.reports.dynamics_summary import markdown_lines as dynamics_lines
 from bemctl.reports.router_summary import router_rows
 
 
@@ -128,6 +129,7 @@ def _experiment(r: dict[str, Any]) -> list[str]:
     if router:
         out += ["", "| router | baseline | variant |", "|---|---|---|"]
         out += [f"| {label} | {base} | {var} |" for label, base, var in router]
+    out += dynamics_lines(r)
     for role in ("baseline", "variant"):
         source = r[f"{role}_metrics"].get("adapter_source_run_id")
         if source is not None:

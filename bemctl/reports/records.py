@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bemctl.reports.dynamics_summary import run_fields
 from store import queries
 from store.db import Store
 
-SCHEMA_VERSION = 5  # 4: router measurements, adapter provenance; 5: cost intervals, outcomes
+SCHEMA_VERSION = 5  # 4: router measurements, adapter provenance; 5: cost intervals, gate
+# outcomes, identical metrics, routing dynamics and gate movement
 
 
 def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
@@ -38,6 +40,7 @@ def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
         gpu_memory_used_bytes=run.gpu_memory_used_bytes,
         gpu_utilization=run.gpu_utilization,
         router=_router(run),
+        **run_fields(run.variant_stats_json),  # dynamics, gate_movement
         adapter_source_run_id=run.adapter_source_run_id,
         run_id=run.id,
         seed=run.seed,

@@ -1,7 +1,11 @@
 """Greedy decoding with a KV cache, written out so chunk-sticky variants see their context.
 
 Hugging Face `generate` would hide the ids before the newest token from the adapter; we pass
-them as `context_ids` so a variant can route the current chunk from the previous one.
+them as `context_ids` so a variant can route the current chunk from the previous one, and the
+prompt's length (`prompt_lengths`, every call) so it can route the prompt's chunks from the
+prompt at prefill. `routing` records the fed ids (`"ids"`) and the prompt length
+(`"prompt_length"`); a variant adds what it decided and `"pregen_ms"`, the time of its
+once-per-prompt routing at prefill (reported as the pre-generation phase).
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ def greedy_generate(
     ids = torch.tensor([tokenizer.encode(prompt)[-room:]], device=device)
     if routing is None:
         routing = {}  # per-sequence routing decisions a variant may reuse across steps
-    out = model(input_ids=ids, use_cache=True, routing_cache=routing)
+    # the prefill is the prompt: variants route its chunks from it (a pre-generation phase)
+    prompt_lengths = torch.tensor([ids.shape[1]], device=device)
+    routing["prompt_length"] = ids.shape[1]
+    out = model(input_ids=ids, use_cache=True, routing_cache=routing, prompt_lengths=prompt_lengths)
     past = out.past_key_values
     context = ids
     generated: list[int] = []
@@ -50,6 +57,7 @@ def greedy_generate(
             context_ids=context,
             use_cache=True,
             routing_cache=routing,
+            prompt_lengths=prompt_lengths,
         )
         past = out.past_key_values
         context = torch.cat([context, step], dim=1)

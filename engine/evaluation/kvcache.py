@@ -3,8 +3,9 @@
 A variant that routes per chunk must not change the routing of tokens already in the KV
 cache, or their cached keys/values no longer match what the model would compute now. We
 decode with the cache while the variant logs the routing it applied to each position, then
-route the finished sequence in one pass; every position whose routing differs is a cached
-entry that would have had to be recomputed. Variants without per-position routing (the
+route the finished sequence in one pass (told where its prompt ends, as training is: prompt
+chunks are routed from the prompt at prefill); every position whose routing differs is a
+cached entry that would have had to be recomputed. Variants without per-position routing (the
 static baseline) have nothing to invalidate: hit rate 1.
 """
 
@@ -57,7 +58,8 @@ def kv_cache_check(
             positions += ids.shape[1] - 1  # the last token is never fed back
             continue
         used = torch.cat(routing["trace"], dim=1)[0]
-        fresh = decide(ids[:, : used.shape[0]])[0]
+        prompt = torch.tensor([routing["prompt_length"]], device=ids.device)
+        fresh = decide(ids[:, : used.shape[0]], prompt_lengths=prompt)[0]
         changed = (used != fresh).flatten(1).any(dim=1)
         positions += used.shape[0]
         recomputed += int(changed.sum())

@@ -24,6 +24,9 @@ class EvalOutput:
     scores: dict[str, dict[str, float]]  # example_id -> metric -> value (sentence-level)
     predictions: list[tuple[str, str, list[str], float]]  # id, prediction, references, ms
     corpus_stats: dict[str, np.ndarray] = field(default_factory=dict)  # metric -> (n, k)
+    # per example, in order: (every id fed to the model while generating, prompt length), the
+    # sequences whose actual routing the dynamics report measures (engine.evaluation.dynamics)
+    sequences: list[tuple[list[int], int]] = field(default_factory=list)
 
 
 def evaluate(
@@ -41,10 +44,15 @@ def evaluate(
     scores: dict[str, dict[str, float]] = {}
     predictions = []
     corpus: dict[str, list[np.ndarray]] = {m.name: [] for m in specs if m.corpus_level}
+    sequences: list[tuple[list[int], int]] = []
     for i, ex in enumerate(examples):
         start = time.perf_counter()
-        pred = greedy_generate(model, tokenizer, ex.prompt, max_new_tokens, device, max_length)
+        routing: dict = {}
+        pred = greedy_generate(
+            model, tokenizer, ex.prompt, max_new_tokens, device, max_length, routing=routing
+        )
         elapsed = (time.perf_counter() - start) * 1000.0
+        sequences.append((routing["ids"][0].tolist(), int(routing["prompt_length"])))
         scores[ex.id] = {}
         for spec in specs:
             if spec.corpus_level:
@@ -57,4 +65,5 @@ def evaluate(
         predictions.append((ex.id, pred, list(ex.references), elapsed))
         if on_example is not None:
             on_example(i + 1)
-    return EvalOutput(scores, predictions, {m: np.stack(v) for m, v in corpus.items()})
+    corpus_stats = {m: np.stack(v) for m, v in corpus.items()}
+    return EvalOutput(scores, predictions, corpus_stats, sequences)

@@ -24,6 +24,7 @@ from engine.router.experts import train_experts
 from engine.router.oracle import oracle_traces, train_bc, with_any_previous_action
 from engine.router.pg import RoundStats, train_pg
 from engine.tasks.base import Task, TaskExample
+from engine.tasks.mixed import DOMAINS
 from engine.training import TrainPlan
 
 ORACLE_EXAMPLES = 256  # traces from this many training examples (K passes per chunk each)
@@ -57,6 +58,12 @@ def train_router_arm(
         raise BemctlError(
             f"the router needs a task whose examples name their domain (data.task: "
             f"synthetic_mixed), not {task.name!r}"
+        )
+    if model.config.n_experts != len(DOMAINS):
+        raise BemctlError(
+            f"bem_config.n_experts is {model.config.n_experts}, but the router trains one "
+            f"expert per domain of synthetic_mixed ({', '.join(DOMAINS)}): it needs "
+            f"n_experts: {len(DOMAINS)}"
         )
     say = log or (lambda message: None)
     experts = train_experts(

@@ -18,7 +18,7 @@ from torch import nn
 from engine.models.tokenizer import TextTokenizer
 from engine.router.actions import Action, ActionSpace
 from engine.tasks.base import Task, TaskExample
-from engine.training import IGNORE, collate, encode_example
+from engine.training import IGNORE, collate, encode_example, prompt_length
 
 
 def full_action(space: ActionSpace, expert: int, span: int = 1) -> Action:
@@ -42,6 +42,15 @@ class EncodedBatch:
 
     def n_chunks(self, chunk_size: int) -> list[int]:
         return [math.ceil(n / chunk_size) for n in self.lengths]
+
+    def prompt_lengths(self) -> torch.Tensor:
+        """(B,) prompt tokens of each row (labels before its first target token), where
+        prompt-routed chunks end (`engine.variants.prompt_routing`)."""
+        return torch.tensor(
+            [prompt_length(row) for row in self.labels.tolist()],
+            dtype=torch.long,
+            device=self.labels.device,
+        )
 
     def scored(self) -> torch.Tensor:
         """(B, T-1) bool: position i predicts a target token (labels[i+1] is defined)."""

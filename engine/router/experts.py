@@ -62,7 +62,12 @@ class _TeacherForced(nn.Module):
         self.router = router
         self.orthogonality_weight = orthogonality_weight
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        prompt_lengths: torch.Tensor | None = None,  # unused: the plans are forced
+    ):
         return self.router(input_ids=input_ids, attention_mask=attention_mask)
 
     def set_batch_extras(self, extras: list[dict]) -> None:

@@ -1,8 +1,9 @@
 """What the router gates read, measured on a trained router after its evaluation.
 
 - Plan length and switch rate of the plans the evaluated sequences were decoded with.
-  Routing is causal, so the plan of prompt + generated answer routed at once is the plan
-  decoding applied chunk by chunk; it is recomputed here rather than captured in decoding.
+  Routing is causal (prompt chunks from the prompt, later chunks from earlier ones), so the
+  plan of the fed ids routed at once, told where the prompt ends, is the plan decoding
+  applied chunk by chunk; it is recomputed here from the ids evaluation recorded.
 - Trust-region projections: for every adapted layer and every action the evaluation's plans
   used, whether the composition's ‖ΔW‖_F exceeded tau and was projected.
 - Expert overlap (mean off-diagonal of `RouterModel.expert_overlap`).
@@ -45,15 +46,24 @@ def evaluated_plans(
     *,
     max_new_tokens: int,
     max_length: int,
+    sequences: Sequence[tuple[Sequence[int], int]] | None = None,
 ) -> list[SequencePlan]:
-    """The plan of each evaluated sequence (prompt as generation truncated it + answer)."""
+    """The plan of each evaluated sequence: the ids evaluation fed the model with their
+    prompt length (`sequences`, one per example, as `engine.evaluation.scoring` records
+    them), or without them the prompt as generation truncated it + the re-encoded answer."""
     room = max(1, max_length - max_new_tokens)
+    if sequences is None:
+        sequences = []
+        for example in examples:
+            prompt = tokenizer.encode(example.prompt)[-room:]
+            answer = tokenizer.encode(predictions.get(example.id, ""))
+            sequences.append((prompt + answer, len(prompt)))
     plans = []
     with torch.no_grad():
-        for example in examples:
-            ids = tokenizer.encode(example.prompt)[-room:]
-            ids += tokenizer.encode(predictions.get(example.id, ""))
-            previous, evidence = model.chunk_states(torch.tensor([ids], device=device))
+        for ids, prompt_length in sequences:
+            previous, evidence = model.chunk_states(
+                torch.tensor([list(ids)], device=device), torch.tensor([prompt_length])
+            )
             plans.append(model.plan(previous[0], evidence[0]))
     return plans
 
@@ -116,7 +126,7 @@ def evidence_monotonicity(
     with torch.no_grad():
         for example in examples:
             ids = torch.tensor([tokenizer.encode(example.prompt)[-room:]], device=device)
-            previous, evidence = model.chunk_states(ids)
+            previous, evidence = model.chunk_states(ids, torch.tensor([ids.shape[1]]))
             states.append((previous[0], evidence[0]))
 
     def evidence_for(i: int, degraded: bool) -> torch.Tensor:
@@ -178,6 +188,7 @@ def router_statistics(
     max_new_tokens: int,
     max_length: int,
     seed: int,
+    sequences: Sequence[tuple[Sequence[int], int]] | None = None,
 ) -> dict:
     """Everything the router gates and the report read (JSON-ready)."""
     plans = evaluated_plans(
@@ -188,6 +199,7 @@ def router_statistics(
         device,
         max_new_tokens=max_new_tokens,
         max_length=max_length,
+        sequences=sequences,
     )
     overlap = model.expert_overlap()
     k = overlap.shape[0]

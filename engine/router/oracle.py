@@ -20,8 +20,10 @@ scored one keep its label; an example with no scored chunk is all expert 0.
 By causality the predictions from chunk c do not depend on later chunks' actions, so the
 greedy walk needs no assumption about what comes after.
 
-States are built exactly as `RouterModel.plan` builds them (`chunk_states` + `state` with the
-oracle's previous action), so a policy cloned on them sees at inference what it saw here.
+States are built exactly as `RouterModel.plan` builds them (`chunk_states`, told where each
+prompt ends, + `state` with the oracle's previous action): the prompt's chunks from the
+prompt, later chunks from the chunks before them, so a policy cloned on them sees at
+inference (prefill, then decoding) what it saw here.
 Actions have span 1 and the full-rank / bias-1.0 indices: the oracle only evaluated experts
 as trained, and leaving those heads UNDEFINED would let greedy inference pick an arbitrary
 rank budget or bias the oracle never scored.
@@ -109,7 +111,7 @@ def oracle_traces(
             for b in range(len(group)):  # trailing unscored chunks keep the last label
                 last = chosen[b][-1] if chosen[b] else actions[0]
                 chosen[b].extend([last] * (n_chunks[b] - len(chosen[b])))
-            previous, evidence = model.chunk_states(batch.input_ids)
+            previous, evidence = model.chunk_states(batch.input_ids, batch.prompt_lengths())
             for b in range(len(group)):
                 prev: Action | None = None
                 for c, action in enumerate(chosen[b]):
@@ -144,10 +146,11 @@ def with_any_previous_action(
     Why: in the traces the previous action is the oracle's own, and since lead-in chunks
     carry the answer chunk's label it nearly always equals the label; a policy cloned on
     them learns to copy its previous action. At inference the previous action is the
-    policy's, and the first chunk of a sequence is decided blind (nothing precedes it), so
-    copying locks in that guess. Measured on the embedded model (quick AR0, 60 eval
-    prompts): without these rows the answer chunk got the right expert 20/60 times and no
-    sequence ever switched; with them 47/60.
+    policy's, so copying locks in whatever the first decision guessed. Measured on the
+    embedded model (quick AR0, 60 eval prompts, when the first chunk was still decided
+    blind): without these rows the answer chunk got the right expert 20/60 times and no
+    sequence ever switched; with them 47/60. (The first chunk is now decided from the
+    prompt, but a wrong first guess must still be correctable at the next boundary.)
     """
     from engine.router.data import full_action
 

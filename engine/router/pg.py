@@ -17,11 +17,12 @@ One round:
    the policy restored bit for bit); then a few regression steps of the value network on
    the GAE returns.
 
-Simplification (documented, not hidden): decisions are made for the chunks the prompt
-determines, i.e. chunks starting at or before its last token (a decision only sees tokens
-before its chunk). Chunks the answer runs into after that keep the last action, as forced
-plans do; deciding them would need the policy inside the decoding loop. With 64-token chunks
-and answers of at most 30 tokens that is at most one extra chunk.
+Prompt chunks are decided from the prompt (`engine.variants.prompt_routing`), exactly as at
+inference's prefill. Simplification (documented, not hidden): decisions are made for the
+prompt's chunks only; a chunk the answer runs into after the prompt keeps the last action, as
+forced plans do, while inference decides it from the chunk before it. Deciding it here would
+need the policy inside the decoding loop. With 64-token chunks and answers of at most 30
+tokens that is at most one extra chunk.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def collect_rollouts(
     try:
         for example in examples:
             ids = torch.tensor([tokenizer.encode(example.prompt)[-room:]], device=device)
-            previous, evidence = model.chunk_states(ids)
+            previous, evidence = model.chunk_states(ids, torch.tensor([ids.shape[1]]))
             record: list = []
             plan = model.plan(previous[0], evidence[0], generator=generator, record=record)
             model.forced_plans = [list(plan.chunk_actions)]

@@ -3,7 +3,9 @@
 A variant wraps a frozen causal LM, swaps target projections for adapter layers, and exposes
 one forward that also takes the ids *before* the current input (`context_ids`), because
 chunk-sticky variants decide a chunk's routing from the chunk before it, also during
-cached generation where the model only sees the newest token.
+cached generation where the model only sees the newest token, and where each row's prompt
+ends (`prompt_lengths`), because chunks holding prompt tokens are routed at prefill from the
+prompt itself (`engine.variants.prompt_routing`).
 """
 
 from __future__ import annotations
@@ -100,11 +102,15 @@ class AdapterModel(nn.Module):
         input_ids: torch.Tensor,
         context_ids: torch.Tensor | None,
         routing_cache: dict | None = None,
+        prompt_lengths: torch.Tensor | None = None,
     ) -> None:
         """Per-forward routing state; the static baseline has none.
 
         `routing_cache` is a dict the caller keeps across the decode steps of one sequence,
         so routing decided once per chunk (or once per prompt) is not recomputed per token.
+        `prompt_lengths` (B,): where each row's prompt ends, counted from position 0 (the
+        training batch's masked prompt labels; the prefill length in generation); None = no
+        prompt (routing is causal throughout), or the lengths the routing cache kept.
         """
 
     def forward(
@@ -115,8 +121,9 @@ class AdapterModel(nn.Module):
         context_ids: torch.Tensor | None = None,
         use_cache: bool = False,
         routing_cache: dict | None = None,
+        prompt_lengths: torch.Tensor | None = None,
     ):
-        self.prepare(input_ids, context_ids, routing_cache)
+        self.prepare(input_ids, context_ids, routing_cache, prompt_lengths=prompt_lengths)
         try:
             return self.base_model(
                 input_ids=input_ids,

@@ -43,6 +43,8 @@ def test_ar0_and_ar1_in_one_batch_ar1_takes_ar0_from_the_store(project: Path, cl
         assert 1 <= router["plan_length"] <= 3  # the plan cap holds on every sequence
         assert router["projections"]["compositions"] > 0
         assert set(router["monotonicity"]["means"]) == {"clean", "half_shuffled", "shuffled"}
+        dynamics = record["variant_metrics"]["dynamics"]
+        assert dynamics["unit"] == "action" and dynamics["all"]["tokens"] > 0
         assert record["acceptance_decision"]["overall_verdict"] in {
             "PROMOTE",
             "REJECT",

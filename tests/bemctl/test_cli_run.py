@@ -156,6 +156,16 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
     twins = rec["statistical_validation"]["identical_metrics"]
     assert set(twins) <= {"f1"} and set(twins.values()) <= {"exact_match"}
     assert rec["baseline_metrics"]["trainable_parameters"] > 0
+    # how dynamic V1's routing was, over every token the evaluation fed it (schema 5)
+    assert rec["schema_version"] == 5
+    dynamics = rec["variant_metrics"]["dynamics"]
+    assert dynamics["unit"] == "mask" and dynamics["sequences"] == 24
+    assert dynamics["all"]["tokens"] == dynamics["prompt"]["tokens"] + (
+        dynamics["generated"]["tokens"]
+    )
+    assert 1 <= dynamics["all"]["distinct"] and 0 < dynamics["all"]["top_share"] <= 1
+    assert rec["variant_metrics"]["gate_movement"]["unit"] == "tokens"
+    assert rec["baseline_metrics"]["dynamics"] is None  # the static LoRA routes nothing
 
     md_path = project / "out" / "report.md"
     md_path.parent.mkdir()  # -o does not create directories
@@ -164,6 +174,7 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
     text = md_path.read_text()
     assert "# bemctl report" in text and "v1_dynrank" in text and "BCa" in text
     assert "my_custom_variant" not in text
+    assert "| routing dynamics | baseline | variant |" in text
 
     listing = cli("list")
     assert listing.code == 0 and "v1_dynrank" in listing.out and "succeeded" in listing.out
@@ -276,3 +287,7 @@ def test_gate_shaping_reports_its_pre_generation_phase(project: Path, cli) -> No
     assert any(g.gate == "kv_hit_rate" and g.passed for g in gate_rows)
     record = json.loads(cli("report", "--format", "json").out)[0]
     assert record["variant_metrics"]["pre_generation_ms_p50"] > 0
+    movement = record["variant_metrics"]["gate_movement"]
+    assert movement["prompts"] == movement["prompts_gated"] == 24  # every prompt re-ranked
+    assert len(movement["mean_abs_dev"]) == 4 and 0 <= movement["share_changed"] <= 1
+    assert movement["no_op"] == (movement["answers_changed"] == 0)

@@ -1,16 +1,23 @@
-"""V1 dynamic rank: k-hot chunk-sticky masks, cached-generation exactness, STE, budget parity."""
+"""V1 dynamic rank: k-hot chunk-sticky masks routed from the prompt at prefill, PT1
+head-group gates, cached-generation exactness, STE, budget parity."""
 
 import pytest
 import torch
 from pydantic import ValidationError
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from bemctl.errors import BemctlError
+from engine.evaluation.generation import greedy_generate
 from engine.models.base_model import embedded_config_dict
+from engine.models.tokenizer import ByteTokenizer
 from engine.variants.base import LoraLayer
+from engine.variants.build import build_adapter_model
 from engine.variants.dynrank.config import DynamicRankConfig
 from engine.variants.dynrank.model import DynamicRankModel, chunk_features, k_hot_ste
 from engine.variants.lora.config import LoraConfig
 from engine.variants.lora.model import StaticLoraModel
+from tests.engine.variants.helpers import budget_ratios, embedded_gpt2
+from tests.tolerance import assert_close_scaled
 
 VOCAB = 259
 
@@ -20,7 +27,7 @@ def tiny_gpt2(seed: int = 0) -> GPT2LMHeadModel:
     config = GPT2Config(
         n_layer=2,
         n_embd=32,
-        n_head=2,
+        n_head=4,
         vocab_size=VOCAB,
         n_positions=128,
         bos_token_id=257,
@@ -209,13 +216,16 @@ def test_context_ids_give_the_same_routing_as_the_full_sequence() -> None:
 # ---------------------------------------------------------------- cached generation
 
 
-@pytest.mark.parametrize("prefill", [1, 3, 6])
-def test_cached_generation_matches_full_forward(prefill: int) -> None:
-    model = dynrank(chunk_size=4)
-    ids = random_ids(2, 15, seed=7)  # crosses 3 chunk boundaries
+def _cached_vs_full(model, ids, prefill: int, prompted: bool, cache: bool):
+    """(prefill + one token at a time, one full pass); with `prompted` the prefill is the
+    prompt (prompt_lengths = prefill in both), as in generation and training."""
+    prompt = torch.full((ids.shape[0],), prefill) if prompted else None
     with torch.no_grad():
-        full = model(input_ids=ids).logits
-        out = model(input_ids=ids[:, :prefill], use_cache=True)
+        full = model(input_ids=ids, prompt_lengths=prompt).logits
+        routing: dict | None = {} if cache else None
+        out = model(
+            input_ids=ids[:, :prefill], use_cache=True, routing_cache=routing, prompt_lengths=prompt
+        )
         steps = [out.logits]
         for t in range(prefill, ids.shape[1]):
             out = model(
@@ -223,11 +233,30 @@ def test_cached_generation_matches_full_forward(prefill: int) -> None:
                 past_key_values=out.past_key_values,
                 context_ids=ids[:, :t],
                 use_cache=True,
+                routing_cache=routing,
+                prompt_lengths=None if cache else prompt,  # the cache keeps the prefill's
             )
             steps.append(out.logits)
-    incremental = torch.cat(steps, dim=1)
+    return torch.cat(steps, dim=1), full
+
+
+@pytest.mark.parametrize("prompted", [False, True])
+@pytest.mark.parametrize("prefill", [1, 3, 6, 9])
+def test_cached_generation_matches_full_forward(prefill: int, prompted: bool) -> None:
+    model = dynrank(chunk_size=4)
+    ids = random_ids(2, 15, seed=7)  # crosses 3 chunk boundaries
+    incremental, full = _cached_vs_full(model, ids, prefill, prompted, cache=False)
     assert incremental.shape == full.shape
-    torch.testing.assert_close(incremental, full, atol=1e-5, rtol=0)
+    assert_close_scaled(incremental, full)
+
+
+@pytest.mark.parametrize("prefill", [3, 6, 9])
+def test_cached_generation_with_a_routing_cache_matches_full_forward(prefill: int) -> None:
+    """With the routing cache batch 1 decodes with folded masks and cached gates."""
+    model = dynrank(chunk_size=4)
+    ids = random_ids(1, 15, seed=17)
+    incremental, full = _cached_vs_full(model, ids, prefill, prompted=True, cache=True)
+    assert_close_scaled(incremental, full)
 
 
 def test_cached_generation_needs_context_to_match() -> None:
@@ -241,6 +270,149 @@ def test_cached_generation_needs_context_to_match() -> None:
             input_ids=ids[:, 11:], past_key_values=out.past_key_values, use_cache=True
         ).logits
     assert (last[:, 0] - full[:, 11]).abs().max() > 1e-4
+
+
+# ---------------------------------------------------------------- prefill routing
+
+
+def test_prompt_chunks_are_routed_from_the_prompt() -> None:
+    """Without a prompt chunk 0 is routed by the bias alone (one mask for every row); told
+    where the prompt ends, every prompt chunk is routed from the prompt's own tokens."""
+    model = dynrank(chunk_size=8)
+    ids = random_ids(6, 12, seed=21)
+    blind = _masks(model, ids)
+    assert all(torch.equal(blind[i, 0], blind[0, 0]) for i in range(6))
+    with torch.no_grad():
+        model(input_ids=ids, prompt_lengths=torch.full((6,), 10))
+    prompted = model.last_masks
+    assert any(not torch.equal(prompted[i, 0], prompted[0, 0]) for i in range(6))
+    assert any(not torch.equal(prompted[i, 1], prompted[0, 1]) for i in range(6))  # 8..9
+
+
+def test_prompt_routing_reads_the_prompt_only() -> None:
+    """Chunk 0 holds prompt (0..5) and answer (6..7) tokens: editing the answer tokens
+    leaves its routing alone, editing a prompt token changes it; the generated chunk after
+    the prompt is routed causally from the chunk before it."""
+    model = dynrank(chunk_size=8)
+    ids = random_ids(4, 16, seed=22)
+    prompt = torch.full((4,), 6)
+
+    def route(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            model(input_ids=x, prompt_lengths=prompt)
+        return model.last_masks.clone()
+
+    before = route(ids)
+    answer = ids.clone()
+    answer[:, 6:] = random_ids(4, 10, seed=23)
+    after = route(answer)
+    assert torch.equal(after[:, 0], before[:, 0])
+    assert not torch.equal(after[:, 1], before[:, 1])  # chunk 1 reads chunk 0: answer included
+    edited = ids.clone()
+    edited[:, 2] = (edited[:, 2] + 1) % 256
+    assert not torch.equal(route(edited)[:, 0], before[:, 0])
+
+
+def test_full_pass_routing_per_row_equals_each_rows_own_prefill() -> None:
+    """Rows of one training batch with different prompt lengths are routed as their own
+    prefills would route them (right padding keeps positions; lengths are per row)."""
+    model = dynrank(chunk_size=4)
+    ids = random_ids(3, 14, seed=24)
+    lengths = torch.tensor([3, 9, 14])
+    with torch.no_grad():
+        model(input_ids=ids, prompt_lengths=lengths)
+    batched = model.last_masks
+    for row, length in enumerate(lengths.tolist()):
+        alone = model.routing_decisions(ids[row : row + 1], torch.tensor([length]))[0]
+        positions = torch.arange(14)
+        assert torch.equal(alone, batched[row, positions // 4])
+
+
+def test_greedy_generation_routes_the_prompt_at_prefill_and_times_it() -> None:
+    model = dynrank(chunk_size=64)
+    tok = ByteTokenizer()
+    routing: dict = {"trace": []}
+    prompt = "abc: red; xyz: owl\nQ: what is xyz?\nA:"
+    greedy_generate(model, tok, prompt, 6, torch.device("cpu"), 128, False, routing)
+    n_prompt = len(tok.encode(prompt))
+    assert routing["prompt_length"] == n_prompt
+    assert routing["pregen_ms"] > 0  # the prefill's routing, timed on its own
+    used = torch.cat(routing["trace"], dim=1)[0]
+    fresh = model.routing_decisions(routing["ids"][:, : used.shape[0]], torch.tensor([n_prompt]))
+    assert torch.equal(used, fresh[0])
+
+
+# ---------------------------------------------------------------- PT1 head-group gates
+
+
+def _attention_inputs(model: DynamicRankModel, ids: torch.Tensor, **kwargs) -> list:
+    """What each attention output projection receives in one forward (after the gates)."""
+    seen: list = []
+    projections = [block.attn.c_proj for block in model.base_model.transformer.h]
+    handles = [
+        p.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()), prepend=False)
+        for p in projections
+    ]
+    with torch.no_grad():
+        model(input_ids=ids, **kwargs)
+    for h in handles:
+        h.remove()
+    return seen
+
+
+def test_head_gates_start_at_identity() -> None:
+    model = DynamicRankModel(tiny_gpt2(0), DynamicRankConfig(chunk_size=4, head_groups=2))
+    ids = random_ids(2, 10, seed=30)
+    with torch.no_grad():
+        gates = model.routing_gates(ids, torch.tensor([6, 6]))
+    assert gates.shape == (2, 10, model.n_blocks, 2)
+    assert torch.equal(gates, torch.ones_like(gates))
+
+
+def test_head_gates_scale_each_group_of_heads_per_chunk() -> None:
+    model = dynrank(chunk_size=4, head_groups=2)
+    ids = random_ids(2, 10, seed=31)
+    prompt = torch.tensor([5, 5])
+    gated = _attention_inputs(model, ids, prompt_lengths=prompt)
+    model._hooks[0].remove()  # layer 0 ungated: its input is the raw merged head output
+    raw = _attention_inputs(model, ids, prompt_lengths=prompt)[0]
+    gates = model.routing_gates(ids, prompt)[:, :, 0]  # (B, T, groups) of layer 0
+    assert not torch.allclose(gates, torch.ones_like(gates))
+    half = raw.shape[-1] // 2  # 4 heads, 2 groups: channels [0, 16) and [16, 32)
+    expected = torch.cat(
+        [raw[..., :half] * gates[..., :1], raw[..., half:] * gates[..., 1:]], dim=-1
+    )
+    assert_close_scaled(gated[0], expected)
+    assert bool(((gates >= 0) & (gates <= 2)).all())  # 2·sigmoid, saturating in float32
+
+
+def test_head_gates_get_gradient() -> None:
+    model = DynamicRankModel(tiny_gpt2(0), DynamicRankConfig(chunk_size=4))
+    with torch.no_grad():
+        for layer in model.lora_layers.values():
+            layer.lora_u.normal_(0, 0.5)
+    model.train()
+    ids = random_ids(2, 12, seed=32)
+    logits = model(input_ids=ids, prompt_lengths=torch.tensor([8, 8])).logits
+    torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, VOCAB), ids[:, 1:].reshape(-1)
+    ).backward()
+    grad = model.predictor[2].weight.grad[model.n_mask_logits :]
+    assert grad.abs().sum() > 0 and torch.isfinite(grad).all()
+
+
+def test_head_groups_must_divide_the_heads() -> None:
+    with pytest.raises(ValueError, match="head_groups 3 must divide the model's 4 attention heads"):
+        DynamicRankModel(tiny_gpt2(0), DynamicRankConfig(head_groups=3))
+    with pytest.raises(BemctlError, match=r"v1\.yml: bem_config\.head_groups 8 must divide"):
+        build_adapter_model("variant", DynamicRankConfig(head_groups=8), tiny_gpt2(0), 0, "v1.yml")
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_every_divisor_of_the_heads_is_accepted(groups: int) -> None:
+    model = DynamicRankModel(tiny_gpt2(0), DynamicRankConfig(head_groups=groups))
+    assert model.head_groups == groups
+    assert int(model.channel_group.max()) == groups - 1
 
 
 # ---------------------------------------------------------------- training signal
@@ -272,7 +444,7 @@ def test_predictor_is_trainable_and_base_frozen() -> None:
 
 def test_parameter_parity_with_static_lora_on_embedded_dims() -> None:
     config = embedded_config_dict()
-    assert (config["n_layer"], config["n_embd"]) == (4, 128)
+    assert (config["n_layer"], config["n_embd"], config["n_head"]) == (4, 128, 4)
     torch.manual_seed(0)
     baseline = StaticLoraModel(GPT2LMHeadModel(GPT2Config(**config)), LoraConfig())
     variant = DynamicRankModel(GPT2LMHeadModel(GPT2Config(**config)), DynamicRankConfig())
@@ -282,3 +454,10 @@ def test_parameter_parity_with_static_lora_on_embedded_dims() -> None:
     assert abs(variant_trainable / base_trainable - 1) <= 0.05
     predictor = sum(p.numel() for p in variant.predictor.parameters())
     assert variant_trainable - base_trainable == predictor
+    # the 4 x 4 head-group gates: one output (predictor_hidden weights + a bias) each
+    assert predictor == 128 * 8 + 8 + (8 + 1) * (4 * 8 + 4 * 4)
+
+
+def test_budget_parity_of_params_and_flops_with_head_gates() -> None:
+    params, flops = budget_ratios(DynamicRankModel(embedded_gpt2(), DynamicRankConfig()))
+    assert abs(params - 1) <= 0.05 and abs(flops - 1) <= 0.05, (params, flops)

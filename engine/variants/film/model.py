@@ -124,6 +124,7 @@ class ResidualFilmModel(AdapterModel):
         input_ids: torch.Tensor,
         context_ids: torch.Tensor | None,
         routing_cache: dict | None = None,
+        prompt_lengths: torch.Tensor | None = None,  # not read: routing is causal throughout
     ) -> None:
         embed = self.base_model.get_input_embeddings()
         features = prefix_means(embed, input_ids, context_ids, routing_cache)

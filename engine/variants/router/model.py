@@ -7,11 +7,17 @@ others 0). Routing is then exactly the masked-LoRA hot path V1 uses (`triton_ops
 fused on a GPU), the static multi-task baseline of rank K·r has the same GEMM shapes, and
 the composed ΔW of a chunk is the masked product whose norm the trust region bounds.
 
-Causality and stickiness: the action of chunk c is decided at its start, from the pooled
-embeddings of chunk c-1 (the chunk features), of the prompt up to chunk c (the evidence
-features) and the previous action; it is never revised inside the chunk. With a KV cache
-the plan decided so far is kept in the caller's `routing_cache`, so a decode step inside a
-chunk reuses its action and cached K/V of earlier chunks stay what a full pass computes.
+Causality and stickiness: the action of chunk c is decided at its start, from a chunk
+feature, an evidence feature and the previous action; it is never revised inside the chunk.
+A chunk holding prompt tokens is decided at prefill from the prompt itself
+(`engine.variants.prompt_routing`): chunk feature = the mean embedding of its own prompt
+tokens, evidence = the mean of the prompt up to its end, so the first chunk is routed from
+the prompt's content (the instruction line, the context) instead of blind. A chunk after the
+prompt is decided causally: the mean embeddings of chunk c-1 and of everything before chunk c.
+With a KV cache the plan decided so far is kept in the caller's `routing_cache`, so a decode
+step inside a chunk reuses its action and cached K/V of earlier chunks stay what a full pass
+(told where the prompt ends, `prompt_lengths`) computes. The prefill's planning is timed on
+its own (`routing_cache["pregen_ms"]`, the pre-generation phase).
 
 Trust region: per adapted layer and action, ‖ΔW‖_F of the masked composition is computed
 from the factors (`engine.router.composition.frobenius_norm`) and the action's mask is
@@ -21,6 +27,7 @@ scaled by min(1, tau/‖ΔW‖_F): direction kept, norm bounded; projections are
 from __future__ import annotations
 
 import math
+import time
 from typing import NamedTuple
 
 import torch
@@ -32,25 +39,28 @@ from engine.router.hysteresis import expert_margin_gain
 from engine.router.plan import SequencePlan, plan_sequence
 from engine.router.policy import MacroPolicy, ValueNetwork
 from engine.variants.base import AdapterModel
+from engine.variants.prompt_routing import chunk_pools, prompt_lengths_of
 from engine.variants.router.config import RouterConfig
 
 
-def pooled_chunks(embeddings: torch.Tensor, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T, d) -> per chunk c: mean of chunk c-1 and mean of everything before chunk c.
+def pooled_chunks(
+    embeddings: torch.Tensor, chunk_size: int, prompt_lengths: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, d) -> per chunk c: its chunk features and its evidence features (B, n, d) each.
 
-    Both are zero for chunk 0 (nothing precedes it): a decision never sees its own chunk.
+    Prompt chunks (starting before the row's prompt ends): the mean of the chunk's own prompt
+    tokens and the mean of the prompt up to the chunk's end, i.e. the prompt, known at
+    prefill. Other chunks: the mean of chunk c-1 and of everything before chunk c, so a
+    decision never sees its own generated tokens (both zero for chunk 0 without a prompt).
     """
-    batch, length, dim = embeddings.shape
-    n_chunks = max(1, math.ceil(length / chunk_size))
-    padded = nn.functional.pad(embeddings, (0, 0, 0, n_chunks * chunk_size - length))
-    sums = padded.view(batch, n_chunks, chunk_size, dim).sum(2)
-    counts = torch.full((n_chunks,), float(chunk_size), device=embeddings.device)
-    counts[-1] = length - (n_chunks - 1) * chunk_size
-    previous = torch.zeros_like(sums)
-    previous[:, 1:] = sums[:, :-1] / counts[:-1, None]
-    prefix = torch.zeros_like(sums)
-    prefix[:, 1:] = sums.cumsum(1)[:, :-1] / counts.cumsum(0)[:-1, None]
-    return previous, prefix
+    pools = chunk_pools(embeddings, chunk_size, prompt_lengths)
+    prompt = pools.is_prompt_chunk[..., None]
+    previous = torch.where(prompt, pools.prompt_own, pools.previous)
+    evidence = torch.where(prompt, pools.prompt_through, pools.before)
+    return previous, evidence
+
+
+PREGEN_KEY = "pregen_ms"
 
 
 class DecisionRecord(NamedTuple):
@@ -64,6 +74,7 @@ class DecisionRecord(NamedTuple):
 
 class RouterModel(AdapterModel):
     config: RouterConfig
+    routing_unit = "action"  # what the dynamics report counts (engine.evaluation.dynamics)
 
     def __init__(self, base_model: nn.Module, config: RouterConfig) -> None:
         k, r = config.n_experts, config.rank_dimension
@@ -142,11 +153,15 @@ class RouterModel(AdapterModel):
         return plan.steps
 
     # -- routing ------------------------------------------------------------------------
-    def chunk_states(self, all_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Chunk and evidence features (B, n_chunks, d) each, from frozen embeddings."""
+    def chunk_states(
+        self, all_ids: torch.Tensor, prompt_lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chunk and evidence features (B, n_chunks, d) each, from frozen embeddings;
+        `prompt_lengths` (B,): where each row's prompt ends (None: no prompt, all causal)."""
         with torch.no_grad():
             embeddings = self.base_model.get_input_embeddings()(all_ids)
-        return pooled_chunks(embeddings, self.config.chunk_size)
+        prompt = prompt_lengths_of(prompt_lengths, all_ids.shape[0], all_ids.device)
+        return pooled_chunks(embeddings, self.config.chunk_size, prompt)
 
     def state(
         self, previous: torch.Tensor, evidence: torch.Tensor, prev_action: Action | None
@@ -243,13 +258,21 @@ class RouterModel(AdapterModel):
         input_ids: torch.Tensor,
         context_ids: torch.Tensor | None,
         routing_cache: dict | None = None,
+        prompt_lengths: torch.Tensor | None = None,
     ) -> None:
         cs = self.config.chunk_size
         start = 0 if context_ids is None else context_ids.shape[1]
         total = start + input_ids.shape[1]
         all_ids = input_ids if context_ids is None else torch.cat([context_ids, input_ids], 1)
         n_chunks = math.ceil(total / cs)
-        plans = self._plans(all_ids, n_chunks, routing_cache)
+        # the first forward of a sequence plans its prompt chunks: the pre-generation phase
+        pregen = routing_cache is not None and "plans" not in routing_cache
+        started = time.perf_counter()
+        prompt = prompt_lengths_of(prompt_lengths, all_ids.shape[0], all_ids.device, routing_cache)
+        plans = self._plans(all_ids, n_chunks, routing_cache, prompt)
+        if pregen and self.forced_plans is None:
+            elapsed = 1e3 * (time.perf_counter() - started)
+            routing_cache[PREGEN_KEY] = routing_cache.get(PREGEN_KEY, 0.0) + elapsed
         trace = routing_cache.get("trace") if routing_cache is not None else None
         single_chunk = input_ids.shape[0] == 1 and (start // cs) == (total - 1) // cs
         fold = routing_cache is not None and single_chunk and not torch.is_grad_enabled()
@@ -288,7 +311,11 @@ class RouterModel(AdapterModel):
             self._set_layer_routing(layer, layer.folded_v, torch.stack(rows))
 
     def _plans(
-        self, all_ids: torch.Tensor, n_chunks: int, routing_cache: dict | None
+        self,
+        all_ids: torch.Tensor,
+        n_chunks: int,
+        routing_cache: dict | None,
+        prompt_lengths: torch.Tensor | None = None,
     ) -> list[list[Action]]:
         """Per sequence, the action of every chunk up to `n_chunks` (forced, cached or new)."""
         if self.forced_plans is not None:
@@ -296,7 +323,7 @@ class RouterModel(AdapterModel):
         cached = routing_cache.get("plans") if routing_cache is not None else None
         if cached is not None and all(len(p.chunk_actions) >= n_chunks for p in cached):
             return [list(p.chunk_actions) for p in cached]
-        previous, evidence = self.chunk_states(all_ids)
+        previous, evidence = self.chunk_states(all_ids, prompt_lengths)
         plans = [self.plan(previous[b], evidence[b]) for b in range(all_ids.shape[0])]
         if cached is not None:  # keep what was decided already: stickiness across calls
             plans = [self._extend(old, new) for old, new in zip(cached, plans, strict=True)]
@@ -314,10 +341,13 @@ class RouterModel(AdapterModel):
         return new
 
     @torch.no_grad()
-    def routing_decisions(self, all_ids: torch.Tensor) -> torch.Tensor:
+    def routing_decisions(
+        self, all_ids: torch.Tensor, prompt_lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Each position's action code when the whole sequence is routed at once (KV check)."""
         n_chunks = math.ceil(all_ids.shape[1] / self.config.chunk_size)
-        plans = self._plans(all_ids, n_chunks, None)
+        prompt = prompt_lengths_of(prompt_lengths, all_ids.shape[0], all_ids.device)
+        plans = self._plans(all_ids, n_chunks, None, prompt)
         positions = torch.arange(all_ids.shape[1]) // self.config.chunk_size
         codes = [[self.space.encode(p[c]) for c in positions.tolist()] for p in plans]
         return torch.tensor(codes, dtype=torch.long)[..., None]

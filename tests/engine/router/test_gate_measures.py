@@ -32,7 +32,8 @@ class _EvidenceRouter:
     def eval(self):
         return self
 
-    def chunk_states(self, ids: torch.Tensor):
+    def chunk_states(self, ids: torch.Tensor, prompt_lengths: torch.Tensor | None = None):
+        assert prompt_lengths is not None and prompt_lengths.tolist() == [ids.shape[1]]
         return torch.zeros(1, 1, 1), ids.float().view(1, 1, 1)
 
     def plan(self, previous: torch.Tensor, evidence: torch.Tensor):

@@ -201,7 +201,8 @@ def test_oracle_states_equal_the_states_plan_builds(pipeline: Pipeline) -> None:
     for i in (0, 1, 2):  # one example per domain
         example = pipeline.train[i]
         ids = TOKENIZER.encode(example.prompt + TASK.target(example)) + [TOKENIZER.eos_token_id]
-        previous, evidence = model.chunk_states(torch.tensor([ids]))
+        prompt = torch.tensor([len(TOKENIZER.encode(example.prompt))])
+        previous, evidence = model.chunk_states(torch.tensor([ids]), prompt)
         model.policy = _Replay(model, traces.plans[i])
         record: list[DecisionRecord] = []
         plan = model.plan(previous[0], evidence[0], record=record)
@@ -209,6 +210,25 @@ def test_oracle_states_equal_the_states_plan_builds(pipeline: Pipeline) -> None:
         rows = (traces.example_index == i).nonzero().flatten()
         assert [r.chunk for r in record] == traces.chunk[rows].tolist()
         assert_close_scaled(torch.stack([r.state for r in record]), traces.states[rows])
+
+
+def test_the_first_decision_sees_the_prompt(pipeline: Pipeline) -> None:
+    """What BC trains on is what prefill routes with: chunk 0's state is the prompt's own
+    content (its instruction line names the domain), not the zeros of a blind guess, and it
+    is exactly the state `plan` builds from the prompt alone (no answer token in it)."""
+    traces, model = pipeline.traces, pipeline.model
+    first = traces.chunk == 0
+    prefix = model.state_dim - model.space.one_hot_dim
+    states = traces.states[first][:, :prefix]
+    assert bool((states.abs().sum(1) > 0).all())
+    assert len({tuple(row.tolist()) for row in states[:3]}) == 3  # one domain each
+    for i in (0, 1, 2):
+        example = pipeline.train[i]
+        ids = torch.tensor([TOKENIZER.encode(example.prompt)])
+        previous, evidence = model.chunk_states(ids, torch.tensor([ids.shape[1]]))
+        state = model.state(previous[0, 0], evidence[0, 0], None)[0]
+        row = ((traces.example_index == i) & first).nonzero().flatten()
+        assert_close_scaled(state, traces.states[row[0]])
 
 
 def _rollout(pipeline: Pipeline, model: RouterModel, rewards: list[float] | None) -> Rollout:
@@ -227,6 +247,10 @@ def _rollout(pipeline: Pipeline, model: RouterModel, rewards: list[float] | None
     )
     assert rollout.mask.any() and len(rollout.predictions) == 6
     assert bool((rollout.log_probs[rollout.mask] <= 0).all())
+    # the first decision of an episode sees the prompt, as prefill routing does at inference
+    ids = torch.tensor([TOKENIZER.encode(pipeline.heldout[0].prompt)])
+    previous, evidence = model.chunk_states(ids, torch.tensor([ids.shape[1]]))
+    assert_close_scaled(rollout.states[0, 0], model.state(previous[0, 0], evidence[0, 0], None)[0])
     if rewards is None:
         return rollout
     last = rollout.mask.sum(1) - 1

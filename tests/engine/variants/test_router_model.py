@@ -1,9 +1,11 @@
-"""Router model: chunk-sticky causal routing, trust-region bound, expert layout, budget."""
+"""Router model: prompt chunks planned from the prompt at prefill, chunk-sticky causal routing
+after it, trust-region bound, expert layout, budget."""
 
 from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from engine.router.actions import Action
@@ -12,6 +14,7 @@ from engine.variants.build import build_adapter_model
 from engine.variants.router.config import RouterBCConfig
 from engine.variants.router.model import RouterModel, pooled_chunks
 from tests.engine.variants.helpers import embedded_gpt2, random_ids, tiny_gpt2
+from tests.tolerance import assert_close_scaled
 
 
 def _router(chunk_size: int = 8, seed: int = 0, **overrides) -> RouterModel:
@@ -33,14 +36,17 @@ def test_pooled_chunks_see_only_earlier_chunks() -> None:
     assert prefix[0, :, 0].tolist() == [0.0, 1.5, 3.5]
 
 
-def test_cached_decoding_keeps_earlier_chunks_kv_exact() -> None:
+@pytest.mark.parametrize("prompt", [0, 5, 11])  # 0: no prompt (all causal); 11: 2 chunks
+def test_cached_decoding_keeps_earlier_chunks_kv_exact(prompt: int) -> None:
     """Decode token by token across chunk boundaries (new routing decisions on the way);
-    the cached K/V of every position equal a single full pass over the final sequence."""
+    the cached K/V of every position equal a single full pass over the final sequence told
+    where the prompt ends, and so does every position's action."""
     model = _router(chunk_size=8, max_plan_length=3, switch_cost=0.0, hysteresis_tau=0.0)
-    ids = random_ids(1, 5, seed=1)
+    ids = random_ids(1, max(prompt, 5), seed=1)
+    lengths = torch.tensor([prompt]) if prompt else None
     routing: dict = {"trace": []}
     with torch.no_grad():
-        out = model(input_ids=ids, use_cache=True, routing_cache=routing)
+        out = model(input_ids=ids, use_cache=True, routing_cache=routing, prompt_lengths=lengths)
         past, context = out.past_key_values, ids
         for step in range(30):  # 5 + 30 tokens: chunks 0..4
             nxt = random_ids(1, 1, seed=100 + step)
@@ -52,13 +58,56 @@ def test_cached_decoding_keeps_earlier_chunks_kv_exact() -> None:
                 routing_cache=routing,
             )
             past, context = out.past_key_values, torch.cat([context, nxt], 1)
-        full = model(input_ids=context, use_cache=True).past_key_values
+        full = model(input_ids=context, use_cache=True, prompt_lengths=lengths).past_key_values
     used = torch.cat(routing["trace"], dim=1)[0, :, 0]
     assert len(set(used.tolist())) > 1  # the test exercises real switches
     for layer in range(len(full.layers)):
-        torch.testing.assert_close(past.layers[layer].keys, full.layers[layer].keys)
-        torch.testing.assert_close(past.layers[layer].values, full.layers[layer].values)
-    fresh = model.routing_decisions(context[:, : used.shape[0]])[0, :, 0]
+        assert_close_scaled(past.layers[layer].keys, full.layers[layer].keys)
+        assert_close_scaled(past.layers[layer].values, full.layers[layer].values)
+    fresh = model.routing_decisions(context[:, : used.shape[0]], lengths)[0, :, 0]
+    assert torch.equal(used, fresh)
+
+
+def test_prompt_chunks_are_planned_from_the_prompt() -> None:
+    """Without a prompt every sequence's first chunk sees zeros (one blind first action);
+    told where the prompt ends, the first chunk is decided from the prompt's own content,
+    which depends on the prompt only (not on tokens after it in the same chunk)."""
+    model = _router(chunk_size=8)
+    with torch.no_grad():  # unit-scale embeddings: content, not the one-hot, moves the policy
+        model.base_model.get_input_embeddings().weight.normal_(0, 1.0)
+    ids = random_ids(12, 12, seed=40)
+    blind_prev, blind_evidence = model.chunk_states(ids)
+    assert torch.equal(blind_prev[:, 0], torch.zeros_like(blind_prev[:, 0]))
+    lengths = torch.full((12,), 6)
+    previous, evidence = model.chunk_states(ids, lengths)
+    embeddings = model.base_model.get_input_embeddings()(ids).detach()
+    assert_close_scaled(previous[:, 0], embeddings[:, :6].mean(1))  # chunk 0's prompt tokens
+    assert_close_scaled(evidence[:, 0], embeddings[:, :6].mean(1))  # the prompt up to it
+    assert_close_scaled(previous[:, 1], embeddings[:, :8].mean(1))  # generated: chunk 0
+    edited = ids.clone()
+    edited[:, 6:] = random_ids(12, 6, seed=41)
+    again = model.chunk_states(edited, lengths)
+    assert torch.equal(again[0][:, 0], previous[:, 0]) and torch.equal(
+        again[1][:, 0], evidence[:, 0]
+    )
+    firsts = {model.plan(previous[b], evidence[b]).chunk_actions[0] for b in range(12)}
+    blind = {model.plan(blind_prev[b], blind_evidence[b]).chunk_actions[0] for b in range(12)}
+    assert len(blind) == 1 and len(firsts) > 1
+
+
+def test_generation_plans_the_prompt_at_prefill_and_times_it() -> None:
+    from engine.evaluation.generation import greedy_generate
+    from engine.models.tokenizer import ByteTokenizer
+
+    model = _router(chunk_size=8)
+    tok = ByteTokenizer()
+    prompt = "reply: json\nabc: red; xyz: owl\nQ: what is xyz?\nJSON:"
+    routing: dict = {"trace": []}
+    greedy_generate(model, tok, prompt, 10, torch.device("cpu"), 128, False, routing)
+    n = len(tok.encode(prompt))
+    assert routing["prompt_length"] == n and routing["pregen_ms"] > 0
+    used = torch.cat(routing["trace"], dim=1)[0]
+    fresh = model.routing_decisions(routing["ids"][:, : used.shape[0]], torch.tensor([n]))[0]
     assert torch.equal(used, fresh)
 
 
@@ -114,9 +163,10 @@ def test_baseline_has_the_experts_total_rank_and_parameters_within_budget() -> N
     router = RouterModel(copy.deepcopy(base), config)
     baseline = build_adapter_model("baseline", config, base, 0, "x.yml")
     first = next(iter(baseline.lora_layers.values()))
-    assert first.rank == 24 and first.scaling == router.lora_layers[
-        next(iter(router.lora_layers))
-    ].scaling
+    assert (
+        first.rank == 24
+        and first.scaling == router.lora_layers[next(iter(router.lora_layers))].scaling
+    )
     ratio = router.parameter_counts()[1] / baseline.parameter_counts()[1]
     assert 1.0 < ratio <= 1.05, ratio
 
