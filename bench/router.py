@@ -112,17 +112,17 @@ def _split_runner(
         lengths = torch.tensor([ids.shape[1]], device=ids.device)  # the prefill is the prompt
         out = model(input_ids=ids, use_cache=True, routing_cache=routing, prompt_lengths=lengths)
         prefilled = time.perf_counter()
-        past, context = out.past_key_values, ids
+        past, context = out.cache, ids
         for _ in range(tokens):
             step = torch.tensor([[int(out.logits[0, -1].argmax())]], device=ids.device)
             out = model(
                 input_ids=step,
-                past_key_values=past,
+                cache=past,
                 context_ids=context,
                 use_cache=True,
                 routing_cache=routing,
             )
-            past = out.past_key_values
+            past = out.cache
             context = torch.cat([context, step], dim=1)
         done = time.perf_counter()
         prefill_ms.append(_ms(prefilled - start))

@@ -40,7 +40,7 @@ def greedy_generate(
     prompt_lengths = torch.tensor([ids.shape[1]], device=device)
     routing["prompt_length"] = ids.shape[1]
     out = model(input_ids=ids, use_cache=True, routing_cache=routing, prompt_lengths=prompt_lengths)
-    past = out.past_key_values
+    past = out.cache
     context = ids
     generated: list[int] = []
     for _ in range(max_new_tokens):
@@ -53,13 +53,13 @@ def greedy_generate(
         step = torch.tensor([[next_id]], device=device)
         out = model(
             input_ids=step,
-            past_key_values=past,
+            cache=past,
             context_ids=context,
             use_cache=True,
             routing_cache=routing,
             prompt_lengths=prompt_lengths,
         )
-        past = out.past_key_values
+        past = out.cache
         context = torch.cat([context, step], dim=1)
     routing["ids"] = context  # every id that went through the model, for cache checks
     return tokenizer.decode(generated).split("\n", 1)[0].strip()

@@ -113,11 +113,11 @@ class AdapterModel(nn.Module):
         prompt (routing is causal throughout), or the lengths the routing cache kept.
         """
 
-    def forward(
+    def forward(  # `cache`: transformers' KV cache (its forward argument since 5.x)
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        past_key_values: object | None = None,
+        cache: object | None = None,
         context_ids: torch.Tensor | None = None,
         use_cache: bool = False,
         routing_cache: dict | None = None,
@@ -128,7 +128,7 @@ class AdapterModel(nn.Module):
             return self.base_model(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
-                past_key_values=past_key_values,
+                cache=cache,
                 use_cache=use_cache,
             )
         finally:

@@ -230,7 +230,7 @@ def _cached_vs_full(model, ids, prefill: int, prompted: bool, cache: bool):
         for t in range(prefill, ids.shape[1]):
             out = model(
                 input_ids=ids[:, t : t + 1],
-                past_key_values=out.past_key_values,
+                cache=out.cache,
                 context_ids=ids[:, :t],
                 use_cache=True,
                 routing_cache=routing,
@@ -267,7 +267,7 @@ def test_cached_generation_needs_context_to_match() -> None:
         full = model(input_ids=ids).logits
         out = model(input_ids=ids[:, :11], use_cache=True)
         last = model(
-            input_ids=ids[:, 11:], past_key_values=out.past_key_values, use_cache=True
+            input_ids=ids[:, 11:], cache=out.cache, use_cache=True
         ).logits
     assert (last[:, 0] - full[:, 11]).abs().max() > 1e-4
 

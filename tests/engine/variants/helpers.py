@@ -60,7 +60,7 @@ def cached_vs_full(model: nn.Module, ids: torch.Tensor, prefill: int, cache: boo
         for t in range(prefill, ids.shape[1]):
             out = model(
                 input_ids=ids[:, t : t + 1],
-                past_key_values=out.past_key_values,
+                cache=out.cache,
                 context_ids=ids[:, :t],
                 use_cache=True,
                 routing_cache=routing,

@@ -416,7 +416,7 @@ def _decode(model: GateShapingModel, prompt: str, steps: int) -> dict:
         for _ in range(steps):
             step = out.logits[:, -1:].argmax(-1)
             out = model(
-                input_ids=step, past_key_values=out.past_key_values, context_ids=context,
+                input_ids=step, cache=out.cache, context_ids=context,
                 use_cache=True, routing_cache=routing,
             )  # fmt: skip
             context = torch.cat([context, step], 1)
@@ -444,7 +444,7 @@ def test_reranking_runs_once_per_sequence() -> None:
             for token in TOKENIZER.encode("\nA: x"):
                 step = torch.tensor([[token]])
                 out = model(
-                    input_ids=step, past_key_values=out.past_key_values, context_ids=context,
+                    input_ids=step, cache=out.cache, context_ids=context,
                     use_cache=True, routing_cache=routing,
                 )  # fmt: skip
                 context = torch.cat([context, step], 1)

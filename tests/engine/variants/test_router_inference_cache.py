@@ -31,18 +31,18 @@ def _decode(model: RouterModel, prompt: torch.Tensor, steps: int) -> dict:
     routing: dict = {"trace": []}
     with torch.no_grad():
         out = model(input_ids=prompt, use_cache=True, routing_cache=routing)
-        logits, past, context = [out.logits], out.past_key_values, prompt
+        logits, past, context = [out.logits], out.cache, prompt
         for _ in range(steps):
             step = out.logits[:, -1:].argmax(-1)
             out = model(
                 input_ids=step,
-                past_key_values=past,
+                cache=past,
                 context_ids=context,
                 use_cache=True,
                 routing_cache=routing,
             )
             logits.append(out.logits)
-            past, context = out.past_key_values, torch.cat([context, step], 1)
+            past, context = out.cache, torch.cat([context, step], 1)
     return {
         "logits": torch.cat(logits, 1),
         "plan": routing["plans"][0],

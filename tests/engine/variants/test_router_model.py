@@ -47,18 +47,18 @@ def test_cached_decoding_keeps_earlier_chunks_kv_exact(prompt: int) -> None:
     routing: dict = {"trace": []}
     with torch.no_grad():
         out = model(input_ids=ids, use_cache=True, routing_cache=routing, prompt_lengths=lengths)
-        past, context = out.past_key_values, ids
+        past, context = out.cache, ids
         for step in range(30):  # 5 + 30 tokens: chunks 0..4
             nxt = random_ids(1, 1, seed=100 + step)
             out = model(
                 input_ids=nxt,
-                past_key_values=past,
+                cache=past,
                 context_ids=context,
                 use_cache=True,
                 routing_cache=routing,
             )
-            past, context = out.past_key_values, torch.cat([context, nxt], 1)
-        full = model(input_ids=context, use_cache=True, prompt_lengths=lengths).past_key_values
+            past, context = out.cache, torch.cat([context, nxt], 1)
+        full = model(input_ids=context, use_cache=True, prompt_lengths=lengths).cache
     used = torch.cat(routing["trace"], dim=1)[0, :, 0]
     assert len(set(used.tolist())) > 1  # the test exercises real switches
     for layer in range(len(full.layers)):
