@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bemctl.errors import BemctlError
-from bemctl.limits import BOOTSTRAP_SAMPLES
-from bemctl.settings import MAX_SEED
+from engine.limits import BOOTSTRAP_SAMPLES
+from engine.settings import MAX_SEED
 from engine.stats import MIN_RESAMPLES
+from store.errors import BemctlError
 
 # Ids, priorities and limits end up as SQLite INTEGERs: signed 64-bit.
 SQLITE_INT_MAX = 2**63 - 1
@@ -86,7 +86,7 @@ def _global(
 
 
 def _settings():
-    from bemctl.settings import load_settings
+    from engine.settings import load_settings
 
     return load_settings(_state["config"])
 
@@ -392,7 +392,7 @@ def validate(
     ] = None,
 ) -> None:
     """Check experiment specs and bemctl.toml; print every problem, exit 2 if any."""
-    from bemctl.settings import CONFIG_NAME, find_config, settings_errors
+    from engine.settings import CONFIG_NAME, find_config, settings_errors
     from engine.spec import spec_errors, spec_files
 
     targets = list(paths or [])
@@ -684,11 +684,21 @@ def main() -> None:
         if _is_abort(exc):  # Click without Typer's KeyboardInterrupt -> Exit(130)
             _say("interrupted")
             sys.exit(130)
+        if _is_kernel_error(exc):  # a kernel op refusing a call mid-run (kernels = "triton")
+            _say(f"error: {exc}")
+            sys.exit(1)
         raise
     if isinstance(code, int) and code:
         if code == 130:  # Ctrl-C outside the commands that say what became of their work
             _say("interrupted")
         sys.exit(code)
+
+
+def _is_kernel_error(exc: BaseException) -> bool:
+    """triton_ops.KernelConfigError, without importing torch at start-up: if the kernel
+    dispatch was never imported, nothing can have raised its error."""
+    dispatch = sys.modules.get("triton_ops.dispatch")
+    return dispatch is not None and isinstance(exc, dispatch.KernelConfigError)
 
 
 def _class_names(exc: BaseException) -> set[str]:

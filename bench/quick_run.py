@@ -22,8 +22,8 @@ TARGET_S = 90.0
 
 
 def warm_cache() -> float:
-    from bemctl.settings import load_settings
     from engine.models.base_model import PretrainPlan, load_base_model
+    from engine.settings import load_settings
 
     settings = load_settings(ROOT / "bemctl.toml")
     p = settings.pretrain

@@ -221,9 +221,9 @@ def measure(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bemctl.settings import load_settings
     from engine.evaluation.measure import flops_per_token
     from engine.models.base_model import PretrainPlan, load_base_model
+    from engine.settings import load_settings
     from engine.spec import find_spec
     from engine.tasks.registry import build_task
     from engine.training import collate, encode_example

@@ -23,10 +23,10 @@ TARGETS = {"v1_dynrank": 1.02, "v2_gateshaping": 1.06, "v3_kron": 1.04, "v4_film
 
 
 def main() -> int:
-    from bemctl.settings import load_settings
     from engine.evaluation.generation import greedy_generate
     from engine.evaluation.measure import flops_per_token, interleaved_latency
     from engine.models.base_model import PretrainPlan, load_base_model
+    from engine.settings import load_settings
     from engine.spec import find_spec
     from engine.tasks.registry import build_task
     from engine.training import collate, encode_example

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from bemctl.errors import BemctlError
+from store.errors import BemctlError
 
 
 def resolve_device(setting: str) -> torch.device:

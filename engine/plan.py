@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bemctl.settings import Settings
+from engine.settings import Settings
 from engine.spec import ExperimentSpec
 
 

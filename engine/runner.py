@@ -31,8 +31,6 @@ import numpy as np
 import torch
 
 import triton_ops
-from bemctl.errors import BemctlError
-from bemctl.settings import Settings
 from engine import stats
 from engine.arms import ArmRecord, ScoredArm, comparison_refusal, ids_fingerprint, reuse_problem
 from engine.device import resolve_device
@@ -47,6 +45,7 @@ from engine.models.base_model import BaseModel, PretrainPlan, load_base_model
 from engine.plan import ExperimentPlan, FrozenPlan, RunOptions, freeze_plan
 from engine.progress import NullProgress, ProgressSink
 from engine.queue.control import JobControl, StepWriter
+from engine.settings import Settings
 from engine.spec import LoadedSpec
 from engine.tasks.base import Task, TaskExample
 from engine.tasks.registry import build_task
@@ -62,6 +61,7 @@ from engine.variants.build import build_adapter_model
 from engine.variants.registry import model_class
 from store import jobs, queries
 from store.db import Store
+from store.errors import BemctlError
 from store.models import Run
 
 
@@ -317,7 +317,10 @@ class ExperimentRunner:
         self.options = options
         self.progress = progress or NullProgress()
         self.device = resolve_device(settings.device)
-        triton_ops.configure(settings.kernels)  # "triton" that cannot run fails here, not later
+        try:
+            triton_ops.configure(settings.kernels)  # "triton" that cannot run fails here
+        except triton_ops.KernelConfigError as exc:
+            raise BemctlError(str(exc)) from None
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         self.invocation_id = invocation_id or uuid.uuid4().hex[:12]

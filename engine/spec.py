@@ -6,9 +6,9 @@ says which task the comparison runs on. Optional numbers left out (None) fall ba
 bemctl.toml, so one file sets the lab's defaults and a spec only states what it changes.
 
 One set of rules for every entry point (`validate`, `queue`, `run`, `list`, the console, a
-worker starting a job): `inspect_spec` reads the file within `bemctl.limits` (size, YAML
+worker starting a job): `inspect_spec` reads the file within `engine.limits` (size, YAML
 aliases, nesting: `engine.spec_yaml`), validates it (numbers are never booleans or
-strings: `bemctl.numbers`; sizes bounded by what the task can generate and memory allows),
+strings: `engine.numbers`; sizes bounded by what the task can generate and memory allows),
 requires `experiment_name` to equal the file name, and checks what the spec points at
 (`engine.spec_checks`: the base model directory and its positions, the data files).
 """
@@ -30,13 +30,13 @@ from pydantic import (
     model_validator,
 )
 
-from bemctl import limits
-from bemctl.errors import BemctlError, format_validation_errors, shorten
-from bemctl.numbers import StrictNumbers
-from bemctl.settings import MAX_SEED
+from engine import limits
+from engine.numbers import StrictNumbers
+from engine.settings import MAX_SEED
 from engine.stats import MIN_RESAMPLES
 from engine.tasks.registry import TASK_METRICS, TASK_NAMES
 from engine.variants.registry import REGISTRY
+from store.errors import BemctlError, format_validation_errors, shorten
 
 EMBEDDED_MODEL = "embedded:tiny-gpt2"
 

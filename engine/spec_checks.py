@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bemctl.errors import BemctlError, shorten
 from engine.models.hf_dir import check_base_model
 from engine.tasks.jsonl import count_examples, preview_qa_jsonl
+from store.errors import BemctlError, shorten
 
 if TYPE_CHECKING:
     from engine.spec import LoadedSpec

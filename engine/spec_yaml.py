@@ -6,7 +6,7 @@ tree (validation, error messages) runs for minutes and runs out of memory, and Y
 20,000 levels deep exhausts the recursive composer's stack. So, before anything is
 composed, one pass over the parser's events (libyaml's, when available: it keeps its own
 stack, so deep nesting cannot overflow ours) counts the nodes the document expands to,
-aliases included, and its nesting depth; only a document within `bemctl.limits` is then
+aliases included, and its nesting depth; only a document within `engine.limits` is then
 loaded. The file itself is read up to `SPEC_FILE_BYTES` (plus one byte, to know it is over).
 
 The loader also reads YAML 1.2 exponent floats such as `1e-3` as numbers (YAML 1.1, which
@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from bemctl.errors import BemctlError, shorten
-from bemctl.limits import SPEC_DEPTH, SPEC_FILE_BYTES, SPEC_NODES, count
+from engine.limits import SPEC_DEPTH, SPEC_FILE_BYTES, SPEC_NODES, count
+from store.errors import BemctlError, shorten
 
 _FAST = getattr(yaml, "CSafeLoader", None)
 _BaseLoader: type = _FAST or yaml.SafeLoader

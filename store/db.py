@@ -27,8 +27,8 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
-from bemctl.errors import BemctlError
-from bemctl.writable import is_writable, mode_text
+from store.errors import BemctlError
+from store.writable import is_writable, mode_text
 
 SCHEMA_HEAD = "0006"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"

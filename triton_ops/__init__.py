@@ -5,12 +5,13 @@ Each op module holds the reference, the autograd Function around its Triton kern
 `dispatch` decides per call which path runs (see its docstring and README "Kernels").
 """
 
-from triton_ops.dispatch import configure
+from triton_ops.dispatch import KernelConfigError, configure
 from triton_ops.film import film, film_reference
 from triton_ops.kron_delta import kron_delta, kron_delta_reference
 from triton_ops.masked_lora import masked_lora, masked_lora_reference
 
 __all__ = [
+    "KernelConfigError",
     "configure",
     "film",
     "film_reference",

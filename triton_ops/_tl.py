@@ -6,7 +6,7 @@ import torch
 import triton
 import triton.language as tl
 
-from bemctl.errors import BemctlError
+from triton_ops.dispatch import KernelConfigError
 
 # Whether @triton.jit built interpreter functions: fixed when the kernel modules are imported.
 INTERPRETED: bool = bool(triton.knobs.runtime.interpret)
@@ -39,7 +39,7 @@ def block(size: int, lo: int = 16, hi: int = 64) -> int:
 def check_device(*tensors: torch.Tensor) -> None:
     """CPU tensors only work with interpreter-built kernels; say so instead of crashing."""
     if not INTERPRETED and any(not t.is_cuda for t in tensors):
-        raise BemctlError(
+        raise KernelConfigError(
             'kernels = "triton": CPU tensors need TRITON_INTERPRET=1 set before the '
             "kernels are first imported"
         )

@@ -11,7 +11,7 @@ The rule, per call, from the `kernels` setting (bemctl.toml; `configure` sets it
 - "triton": always the kernel. CUDA tensors run it natively; CPU tensors run it under Triton's
   interpreter, which needs TRITON_INTERPRET=1 in the environment before the kernels are
   imported (that is how tests/triton_ops runs them). Anything that cannot run that way is a
-  `BemctlError` naming `kernels` (at `configure` time when possible), never a crash deep in a
+  `KernelConfigError` naming `kernels` (at `configure` time when possible), never a crash deep in a
   launch, and never a silent fall-back.
 
 triton is imported lazily: without it everything runs through the references.
@@ -25,7 +25,11 @@ from typing import Literal
 
 import torch
 
-from bemctl.errors import BemctlError
+
+class KernelConfigError(ValueError):
+    """The `kernels` setting asks for what cannot run here; the message is one line naming
+    `kernels` (the application turns it into its one-line error)."""
+
 
 Backend = Literal["auto", "triton", "torch"]
 BACKENDS: tuple[str, ...] = ("auto", "triton", "torch")
@@ -38,11 +42,11 @@ def configure(kernels: str) -> None:
     """Set the process-wide backend; refuse "triton" where the kernels cannot run."""
     global _backend
     if kernels not in BACKENDS:
-        raise BemctlError(f"kernels = {kernels!r}: expected one of {', '.join(BACKENDS)}")
+        raise KernelConfigError(f"kernels = {kernels!r}: expected one of {', '.join(BACKENDS)}")
     if kernels == "triton":
         problem = triton_problem(cuda=torch.cuda.is_available())
         if problem:
-            raise BemctlError(
+            raise KernelConfigError(
                 f'kernels = "triton" cannot run here: {problem}; '
                 'set kernels = "auto" or "torch" in bemctl.toml'
             )
@@ -100,16 +104,16 @@ def use_triton(op: str, *tensors: torch.Tensor | None) -> bool:
         return on_cuda and dtype_ok and triton_version() is not None
     if not dtype_ok:
         names = ", ".join(sorted(str(d).removeprefix("torch.") for d in dtypes))
-        raise BemctlError(
+        raise KernelConfigError(
             f'kernels = "triton": {op} got {names} inputs; the kernels take one of '
             'float32, float16, bfloat16 (kernels = "auto" uses torch for the rest)'
         )
     if not on_cuda and any(t.is_cuda for t in present):
-        raise BemctlError(f'kernels = "triton": {op} got tensors on different devices')
+        raise KernelConfigError(f'kernels = "triton": {op} got tensors on different devices')
     if triton_version() is None:
-        raise BemctlError(f'kernels = "triton" cannot run {op}: triton is not installed')
+        raise KernelConfigError(f'kernels = "triton" cannot run {op}: triton is not installed')
     if not on_cuda and not interpret_requested():
-        raise BemctlError(
+        raise KernelConfigError(
             f'kernels = "triton" cannot run {op} on CPU tensors: TRITON_INTERPRET is not 1 '
             '(device = "cpu"?)'
         )

@@ -23,8 +23,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from bemctl.errors import BemctlError
-from bemctl.writable import is_writable, mode_text
+from store.errors import BemctlError
+from store.writable import is_writable, mode_text
 
 
 def write_report(path: Path, text: str) -> None:

@@ -18,8 +18,6 @@ from textual import work
 from textual.app import App, ScreenStackError
 from textual.screen import Screen
 
-from bemctl.errors import BemctlError
-from bemctl.settings import Settings
 from bemctl.tui import commands
 from bemctl.tui.keys import binding, check_overrides, effective_key
 from bemctl.tui.local_worker import LocalWorker
@@ -29,7 +27,9 @@ from bemctl.tui.screens.help import HelpScreen
 from bemctl.tui.screens.queue_runs import QueueRunsScreen
 from bemctl.tui.screens.results import ResultsScreen
 from bemctl.tui.source import StoreSource
+from engine.settings import Settings
 from store.console import Snapshot, refresh_snapshot
+from store.errors import BemctlError
 from store.jobs import TERMINAL_JOB_STATUSES
 
 # How long quitting waits for the console's worker to hand its job back.

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bemctl.errors import BemctlError
 from bemctl.reports.write import write_report
-from bemctl.settings import Settings
+from engine.settings import Settings
 from store.db import Store
+from store.errors import BemctlError
 from store.jobs import TERMINAL_JOB_STATUSES
 
 

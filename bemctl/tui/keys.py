@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from textual.binding import Binding
 from textual.keys import _character_to_key
 
-from bemctl.errors import BemctlError
+from store.errors import BemctlError
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from bemctl.errors import BemctlError
-from bemctl.settings import Settings
+from engine.settings import Settings
+from store.errors import BemctlError
 
 
 class LocalWorker:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from bemctl.errors import BemctlError
 from store.db import Store
+from store.errors import BemctlError
 
 
 class StoreSource:

@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bemctl.errors import BemctlError, shorten
 from engine.models.hf_dir import EMBEDDED_CONFIG as CONFIG_PATH
 from engine.models.hf_dir import (  # noqa: F401 - re-exported: runner, doctor, benches
     EMBEDDED_NAME,
@@ -33,6 +32,7 @@ from engine.models.hf_dir import (  # noqa: F401 - re-exported: runner, doctor, 
     check_base_model,
 )
 from engine.models.tokenizer import ByteTokenizer, HFTokenizerAdapter, TextTokenizer
+from store.errors import BemctlError, shorten
 
 CORPUS_VERSION = "mix-v1-qa-translation-json"  # bump when the corpus generator changes meaning
 

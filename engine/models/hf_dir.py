@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bemctl.errors import BemctlError, shorten
-from bemctl.limits import MODEL_CONFIG_BYTES, count
+from engine.limits import MODEL_CONFIG_BYTES, count
+from store.errors import BemctlError, shorten
 
 EMBEDDED_PREFIX = "embedded:"
 EMBEDDED_NAME = "tiny-gpt2"

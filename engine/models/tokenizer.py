@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from bemctl.errors import BemctlError
+from store.errors import BemctlError
 
 
 @runtime_checkable

@@ -9,17 +9,17 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from bemctl.errors import BemctlError
-from bemctl.settings import Settings
 from engine.decision import arm_refusal, decide, write_decisions
 from engine.outcome_codec import decode_outcome, encode_outcome
 from engine.plan import FrozenPlan, RunOptions, freeze_plan
 from engine.progress import ProgressSink
 from engine.queue.control import JobControl, JobProgress
 from engine.runner import ExperimentOutcome, ExperimentRunner, JobContext, resolve_specs
+from engine.settings import Settings
 from engine.spec import LoadedSpec, load_spec
 from store import jobs, queries
 from store.db import Store
+from store.errors import BemctlError
 from store.models import Job
 
 

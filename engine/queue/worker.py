@@ -11,14 +11,15 @@ import traceback
 from collections.abc import Callable
 from typing import Literal
 
-from bemctl.errors import BemctlError
-from bemctl.settings import Settings
 from engine.progress import NullProgress, ProgressSink
 from engine.queue.control import JobCancelled, JobControl
 from engine.queue.execute import finish_batch, run_job_to_json
+from engine.settings import Settings
 from store import jobs
 from store.db import Store
+from store.errors import BemctlError
 from store.models import Job
+from triton_ops import KernelConfigError
 
 JobRunner = Callable[[Settings, Store, Job, JobControl, ProgressSink], str | None]
 
@@ -120,7 +121,7 @@ class Worker:
                     error="interrupted by user (Ctrl-C)",
                 )
             raise
-        except BemctlError as exc:
+        except (BemctlError, KernelConfigError) as exc:  # one line, no traceback
             error = str(exc)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from bemctl.errors import BemctlError
 from engine.models.tokenizer import TextTokenizer
 from engine.router.experts import train_experts
 from engine.router.oracle import oracle_traces, train_bc, with_any_previous_action
@@ -26,6 +25,7 @@ from engine.router.pg import RoundStats, train_pg
 from engine.tasks.base import Task, TaskExample
 from engine.tasks.mixed import DOMAINS
 from engine.training import TrainPlan
+from store.errors import BemctlError
 
 ORACLE_EXAMPLES = 256  # traces from this many training examples (K passes per chunk each)
 BC_STEPS = 1000

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bemctl.errors import BemctlError
+from store.errors import BemctlError
 
 ArrayLike = Sequence[float] | np.ndarray
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bemctl.errors import BemctlError
 from engine.stats._checks import ArrayLike, as_pair
 from engine.stats.corpus import CorpusStatistic, bca_interval_corpus, corpus_permutation_test
 from engine.stats.effect import EffectSize, effect_size
 from engine.stats.interval import Interval, bca_interval
 from engine.stats.paired import PairedTest, discordant_pairs, is_binary, paired_test
 from engine.stats.power import Power, power_analysis
+from store.errors import BemctlError
 
 MIN_EXAMPLES = 100
 MIN_DISCORDANT = 20

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bemctl.errors import BemctlError
 from engine.stats._bca import bca_limits
 from engine.stats._checks import (
     TIE_TOLERANCE,
@@ -35,6 +34,7 @@ from engine.stats._checks import (
 from engine.stats._resample import bit_chunks, counts_from_indices, index_chunks
 from engine.stats.interval import Interval
 from engine.stats.paired import PairedTest
+from store.errors import BemctlError
 
 CorpusScore = Callable[[np.ndarray], np.ndarray]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bemctl.errors import BemctlError
 from engine.stats._checks import ArrayLike, check_alpha
+from store.errors import BemctlError
 
 
 @dataclass(frozen=True, eq=False)

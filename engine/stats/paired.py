@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from bemctl.errors import BemctlError
 from engine.stats._checks import (
     TIE_TOLERANCE,
     ArrayLike,
@@ -23,6 +22,7 @@ from engine.stats._checks import (
     is_constant,
 )
 from engine.stats._resample import bit_chunks
+from store.errors import BemctlError
 
 KINDS = ("auto", "t", "permutation", "mcnemar")
 

@@ -14,8 +14,8 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
-from bemctl.errors import BemctlError
 from engine.stats._checks import ArrayLike, as_finite, check_alpha, is_constant, need_pairs
+from store.errors import BemctlError
 
 MAX_N = 1 << 40  # beyond this n_needed is reported as None (effect practically zero)
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bemctl.errors import BemctlError, shorten
-from bemctl.limits import DATA_FILE_BYTES, DATA_PREVIEW_BYTES, DATA_PREVIEW_LINES, count
+from engine.limits import DATA_FILE_BYTES, DATA_PREVIEW_BYTES, DATA_PREVIEW_LINES, count
 from engine.tasks.qa import QAExample
+from store.errors import BemctlError, shorten
 
 
 def _show(value: Any) -> str:

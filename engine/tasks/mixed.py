@@ -54,12 +54,12 @@ import random
 import string
 from collections.abc import Sequence
 
-from bemctl.errors import BemctlError
 from engine.tasks.base import MetricSpec, Task, TaskExample, disjoint_splits
 from engine.tasks.metrics import METRICS
 from engine.tasks.qa import VALUES
 from engine.tasks.structured import render, validity
 from engine.tasks.translation import ADJECTIVES, LEXICON, MAX_ADJECTIVES_PER_NOUN, NOUNS
+from store.errors import BemctlError
 
 DOMAINS: tuple[str, ...] = ("qa", "json", "transduce")
 HELDOUT_SPLITS: frozenset[str] = frozenset({"eval", "test"})

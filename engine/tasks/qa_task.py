@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bemctl.errors import BemctlError
 from engine.tasks.base import MetricSpec, Task, TaskExample
 from engine.tasks.jsonl import load_qa_jsonl
 from engine.tasks.metrics import METRICS
 from engine.tasks.qa import QAExample, format_prompt, make_qa_splits, pretraining_corpus
+from store.errors import BemctlError
 
 QA_METRICS = (MetricSpec("exact_match"), MetricSpec("f1"))
 

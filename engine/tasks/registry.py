@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bemctl.errors import BemctlError
 from engine.tasks.base import Task
+from store.errors import BemctlError
 
 # Task name -> its metric names (kept here, import-light, so specs validate without torch).
 TASK_METRICS: dict[str, tuple[str, ...]] = {

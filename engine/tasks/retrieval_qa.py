@@ -29,10 +29,10 @@ import random
 import string
 from dataclasses import dataclass
 
-from bemctl.errors import BemctlError
 from engine.tasks.base import MetricSpec, Task, TaskExample, disjoint_splits
 from engine.tasks.metrics import METRICS
 from engine.tasks.qa import VALUES
+from store.errors import BemctlError
 
 HELDOUT_SPLITS: frozenset[str] = frozenset({"eval", "test"})
 RETRIEVAL_METRICS = (MetricSpec("exact_match"), MetricSpec("f1"))

@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bemctl.errors import BemctlError
 from engine.variants.base import AdapterModel
 from engine.variants.config_base import VariantConfig
 from engine.variants.lora.config import LoraConfig
 from engine.variants.registry import model_class
+from store.errors import BemctlError
 
 
 def build_adapter_model(

@@ -4,7 +4,7 @@ Each variant's config subclasses this, so the static-LoRA baseline of a comparis
 exactly the variant's rank, scaling and target modules (same GEMM shapes, same data, same seed).
 
 Every variant's number fields refuse booleans and strings (`rank_dimension: true` is not 1)
-and non-finite floats: the rule lives in the base class (`bemctl.numbers.StrictNumbers`), so
+and non-finite floats: the rule lives in the base class (`engine.numbers.StrictNumbers`), so
 a field a variant adds gets it without saying so.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from bemctl.numbers import StrictNumbers
+from engine.numbers import StrictNumbers
 
 GPT2_TARGETS = ["c_attn", "c_proj", "c_fc"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from bemctl.errors import BemctlError
 from engine.variants.base import LoraLayer
 from engine.variants.gateshape.gates import channel_groups
+from store.errors import BemctlError
 
 _OUTPUT_PROJECTIONS = ("attn.c_proj", "self_attn.o_proj")  # GPT-2, Llama-style
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from bemctl.errors import BemctlError
 from engine.variants.config_base import VariantConfig
 from engine.variants.dynrank.config import DynamicRankConfig
 from engine.variants.film.config import ResidualFilmConfig
@@ -18,6 +17,7 @@ from engine.variants.kron.config import KroneckerConfig
 from engine.variants.lora.config import LoraConfig
 from engine.variants.pending import PENDING
 from engine.variants.router.config import RouterBCConfig, RouterPGConfig
+from store.errors import BemctlError
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bemctl.errors import BemctlError
 from bemctl.tui.specs import SpecScanner
+from store.errors import BemctlError
 from tests.engine.test_spec_limits import bomb
 
 # ---------------------------------------------------------------- helpers
@@ -362,7 +362,7 @@ def test_absurd_quick_sizes_in_the_toml(project: Path, cli) -> None:
 
 
 def test_quick_training_draws_and_pretrain_corpus_are_bounded(tmp_path: Path) -> None:
-    from bemctl.settings import settings_errors
+    from engine.settings import settings_errors
 
     toml = tmp_path / "bemctl.toml"
     toml.write_text(

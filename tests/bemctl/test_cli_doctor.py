@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bemctl.settings import load_settings
 from engine.models.base_model import EMBEDDED_NAME, PretrainPlan, cache_key, embedded_config_dict
+from engine.settings import load_settings
 from store.db import SCHEMA_HEAD, Store
 
 

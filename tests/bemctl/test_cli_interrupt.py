@@ -11,10 +11,10 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bemctl.errors import BemctlError
 from engine.queue.control import StepWriter
 from store import queries
 from store.db import Store
+from store.errors import BemctlError
 from store.models import Comparison, GateDecision, Run, StatResult
 
 

@@ -14,7 +14,7 @@ import pytest
 import typer
 
 from bemctl import cli as cli_module
-from bemctl.settings import MAX_SEED
+from engine.settings import MAX_SEED
 
 HUGE = "9" * 23  # beyond SQLite's signed 64-bit INTEGER
 INT64_MAX = str(2**63 - 1)

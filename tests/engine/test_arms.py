@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from bemctl.settings import Settings
 from engine.arms import (
     ArmRecord,
     ScoredArm,
@@ -15,6 +14,7 @@ from engine.arms import (
     reuse_problem,
 )
 from engine.plan import RunOptions, freeze_plan
+from engine.settings import Settings
 from engine.spec import find_spec
 from engine.tasks.base import TaskExample
 

@@ -7,7 +7,6 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from bemctl.errors import BemctlError
 from engine.models import base_model as bm
 from engine.models.base_model import (
     PretrainPlan,
@@ -18,6 +17,7 @@ from engine.models.base_model import (
     load_local_hf,
 )
 from engine.models.tokenizer import ByteTokenizer, HFTokenizerAdapter
+from store.errors import BemctlError
 
 PLAN = PretrainPlan(steps=3, batch_size=2, learning_rate=1e-3, corpus_docs=20)
 VOCAB = {"[UNK]": 0, "[EOS]": 1, "hello": 2, "world": 3, "what": 4, "is": 5, "?": 6}

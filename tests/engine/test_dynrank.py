@@ -6,7 +6,6 @@ import torch
 from pydantic import ValidationError
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from bemctl.errors import BemctlError
 from engine.evaluation.generation import greedy_generate
 from engine.models.base_model import embedded_config_dict
 from engine.models.tokenizer import ByteTokenizer
@@ -16,6 +15,7 @@ from engine.variants.dynrank.config import DynamicRankConfig
 from engine.variants.dynrank.model import DynamicRankModel, chunk_features, k_hot_ste
 from engine.variants.lora.config import LoraConfig
 from engine.variants.lora.model import StaticLoraModel
+from store.errors import BemctlError
 from tests.engine.variants.helpers import budget_ratios, embedded_gpt2
 from tests.tolerance import assert_close_scaled
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bemctl.settings import Settings
 from engine.plan import FrozenPlan, RunOptions, freeze_plan, make_plan
+from engine.settings import Settings
 from engine.spec import find_spec
 
 REPO = Path(__file__).resolve().parents[2]

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from bemctl.errors import BemctlError
 from engine.tasks.jsonl import load_qa_jsonl
 from engine.tasks.qa import QAExample
+from store.errors import BemctlError
 
 
 def _write(tmp_path: Path, *lines: str) -> Path:

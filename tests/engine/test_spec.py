@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bemctl.errors import BemctlError
 from engine.spec import ExperimentSpec, find_spec, load_spec, spec_errors, spec_files
 from engine.variants import registry
 from engine.variants.dynrank.config import DynamicRankConfig
 from engine.variants.lora.model import StaticLoraModel
+from store.errors import BemctlError
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 EXPECTED_IDS = {

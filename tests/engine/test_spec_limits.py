@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bemctl import limits
-from bemctl.errors import BemctlError
+from engine import limits
 from engine.spec import load_spec, spec_errors
 from engine.tasks.qa import distinct_items
+from store.errors import BemctlError
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 

@@ -2,8 +2,8 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from bemctl.errors import BemctlError
 from engine.models.tokenizer import ByteTokenizer, HFTokenizerAdapter, TextTokenizer
+from store.errors import BemctlError
 
 
 def _tiny_hf(**special: str) -> PreTrainedTokenizerFast:

@@ -13,8 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlmodel import SQLModel, func, select
 
-from bemctl.errors import BemctlError
 from store.db import SCHEMA_HEAD, Store, alembic_config
+from store.errors import BemctlError
 from store.models import Experiment
 
 TABLES = {

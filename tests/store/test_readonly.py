@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from bemctl.errors import BemctlError
 from store.db import SCHEMA_HEAD, SchemaStatus, Store, inspect_schema
+from store.errors import BemctlError
 from store.models import Batch
 from tests.store.permissions import owner_only, read_only, run_python
 
@@ -79,7 +79,7 @@ def test_sqlite_refusing_a_write_is_the_same_one_line_error(filled: Path) -> Non
     code = textwrap.dedent(
         f"""
         import store.db
-        from bemctl.errors import BemctlError
+        from store.errors import BemctlError
         from store.models import Batch
         store.db.is_writable = lambda path: True  # bemctl's check misses it
         s = store.db.Store({str(filled)!r})

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from bemctl.errors import BemctlError
+from store.errors import BemctlError
 from tests.triton_ops.helpers import ran_through
-from triton_ops import dispatch
+from triton_ops import KernelConfigError, dispatch
 from triton_ops.film import film
 from triton_ops.kron_delta import kron_delta
 from triton_ops.masked_lora import masked_lora
@@ -62,7 +62,7 @@ def test_triton_backend_runs_every_op_interpreted_on_cpu() -> None:
 
 
 def test_unknown_backend_is_a_one_line_error_naming_the_setting() -> None:
-    with pytest.raises(BemctlError, match="kernels = 'cuda': expected one of auto, triton"):
+    with pytest.raises(KernelConfigError, match="kernels = 'cuda': expected one of auto, triton"):
         dispatch.configure("cuda")
 
 
@@ -71,7 +71,9 @@ def test_triton_without_gpu_or_interpreter_is_refused_up_front(
 ) -> None:
     monkeypatch.delenv("TRITON_INTERPRET")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(BemctlError, match='kernels = "triton" cannot run here: no CUDA device'):
+    with pytest.raises(
+        KernelConfigError, match='kernels = "triton" cannot run here: no CUDA device'
+    ):
         dispatch.configure("triton")
     assert dispatch.kernel_path("triton", cuda=False) == "torch"
 
@@ -80,7 +82,7 @@ def test_triton_missing_means_torch_path_and_a_clear_refusal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(dispatch, "triton_version", lambda: None)
-    with pytest.raises(BemctlError, match="triton is not installed"):
+    with pytest.raises(KernelConfigError, match="triton is not installed"):
         dispatch.configure("triton")
     assert dispatch.kernel_path("auto", cuda=True) == "torch"
     dispatch.configure("auto")
@@ -90,7 +92,7 @@ def test_triton_missing_means_torch_path_and_a_clear_refusal(
 def test_explicit_triton_refuses_unsupported_dtypes_instead_of_falling_back() -> None:
     dispatch.configure("triton")
     x = torch.zeros(2, 4, dtype=torch.float64)
-    with pytest.raises(BemctlError, match='kernels = "triton": film got float64 inputs'):
+    with pytest.raises(KernelConfigError, match='kernels = "triton": film got float64 inputs'):
         film(x, x, x, BOUNDS)
     dispatch.configure("auto")
     assert film(x, x + 1, x, BOUNDS).dtype == torch.float64  # auto: the reference takes it
@@ -120,18 +122,18 @@ def test_cpu_tensors_under_triton_without_interpreter_fail_at_the_call(
     """A CUDA machine with device = "cpu": configure passes, the call says why it cannot."""
     dispatch.configure("triton")
     monkeypatch.delenv("TRITON_INTERPRET")
-    with pytest.raises(BemctlError, match="cannot run film on CPU tensors: TRITON_INTERPRET"):
+    with pytest.raises(KernelConfigError, match="cannot run film on CPU tensors: TRITON_INTERPRET"):
         film(torch.zeros(3), torch.ones(3), torch.zeros(3), BOUNDS)
 
 
 def test_a_runner_configures_the_kernels_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the engine starts: "triton" that cannot run stops the run before any work."""
-    from bemctl.settings import Settings
     from engine.runner import ExperimentRunner
+    from engine.settings import Settings
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     ExperimentRunner(Settings(kernels="torch", device="cpu"), store=None, options=None)
     assert dispatch.backend() == "torch"
     monkeypatch.delenv("TRITON_INTERPRET")
-    with pytest.raises(BemctlError, match='kernels = "triton" cannot run here'):
+    with pytest.raises(BemctlError, match='kernels = "triton" cannot run here'):  # one line
         ExperimentRunner(Settings(kernels="triton", device="cpu"), store=None, options=None)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bemctl.errors import BemctlError
 from engine.variants.base import AdapterModel
 from engine.variants.film.config import ResidualFilmConfig
+from store.errors import BemctlError
 from triton_ops.film import film
 
 

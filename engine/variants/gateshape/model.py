@@ -51,7 +51,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bemctl.errors import BemctlError
 from engine.variants.base import AdapterModel
 from engine.variants.gateshape.config import GateShapingConfig
 from engine.variants.gateshape.gates import HeadGroupGates
@@ -65,6 +64,7 @@ from engine.variants.head_groups import (
     in_channels,
     n_heads,
 )
+from store.errors import BemctlError
 
 CACHE_KEY = "gate_shaping"
 PREGEN_KEY = "pregen_ms"

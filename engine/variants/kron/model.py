@@ -21,9 +21,9 @@ import math
 import torch
 from torch import nn
 
-from bemctl.errors import BemctlError
 from engine.variants.base import AdapterModel, LoraLayer
 from engine.variants.kron.config import KroneckerConfig
+from store.errors import BemctlError
 from triton_ops.kron_delta import kron_delta
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bemctl.errors import BemctlError
 from bemctl.reports.write import write_report
+from store.errors import BemctlError
 
 TEXT = "# report\n" + "row\n" * 2000  # larger than a pipe's atomic write, smaller than its buffer
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bemctl.errors import BemctlError
-from bemctl.settings import load_settings
 from bemctl.tui.app import BemctlApp
 from bemctl.tui.keys import ACTIONS, check_overrides
 from bemctl.tui.screens.help import HelpScreen
 from bemctl.tui.screens.queue_runs import QueueRunsScreen
 from bemctl.tui.screens.results import ResultsScreen
+from engine.settings import load_settings
+from store.errors import BemctlError
 from tests.bemctl.tui.helpers import wait_for
 
 

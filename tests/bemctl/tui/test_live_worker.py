@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bemctl.settings import load_settings
 from bemctl.tui.app import BemctlApp
 from bemctl.tui.screens.queue_runs import QueueRunsScreen
+from engine.settings import load_settings
 from tests.bemctl.tui.helpers import wait_for
 
 pytestmark = pytest.mark.anyio

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bemctl.settings import load_settings
 from bemctl.tui.app import BemctlApp
 from bemctl.tui.screens.queue_runs import QueueRunsScreen
 from engine.progress import NullProgress
 from engine.queue.control import JobControl, JobProgress
+from engine.settings import load_settings
 from store import jobs
 from store.db import Store
 from tests.bemctl.tui.helpers import add_job, add_run, store_path, wait_for

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bemctl.settings import load_settings
 from bemctl.tui.app import BemctlApp
 from bemctl.tui.screens.results import ResultsScreen
 from bemctl.tui.widgets.forest_plot import (
@@ -22,6 +21,7 @@ from bemctl.tui.widgets.forest_plot import (
     strip,
 )
 from bemctl.tui.widgets.stats_table import StatsTable
+from engine.settings import load_settings
 from store.db import Store
 from store.models import StatResult
 from tests.bemctl.tui.helpers import fixed_results_store, store_path, wait_for

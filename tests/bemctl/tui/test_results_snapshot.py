@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bemctl.settings import load_settings
 from bemctl.tui.app import BemctlApp
 from bemctl.tui.screens.results import ResultsScreen
+from engine.settings import load_settings
 from tests.bemctl.tui.helpers import fixed_results_store, store_path, wait_for
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bemctl.settings import load_settings
 from bemctl.tui.app import BemctlApp
 from bemctl.tui.screens.run_detail import RunDetailScreen
 from bemctl.tui.widgets.loss_plot import LossPlot
+from engine.settings import load_settings
 from store import queries
 from store.db import Store
 from store.types import utcnow

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Static
 
-from bemctl.settings import load_settings
 from bemctl.tui.app import BemctlApp
 from bemctl.tui.screens.experiments import ExperimentsScreen
 from bemctl.tui.screens.help import HelpScreen
@@ -15,6 +14,7 @@ from bemctl.tui.screens.queue_runs import QueueRunsScreen
 from bemctl.tui.screens.results import ResultsScreen
 from bemctl.tui.screens.run_detail import RunDetailScreen
 from bemctl.tui.widgets.verdict_badge import VerdictBadge
+from engine.settings import load_settings
 from store import jobs, queries
 from store.db import Store
 from tests.bemctl.tui.helpers import add_job, add_run, set_job, store_path, wait_for

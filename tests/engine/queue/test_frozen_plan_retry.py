@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bemctl.settings import load_settings
 from engine.arms import ArmRecord
 from engine.progress import NullProgress
 from engine.queue.control import JobControl
 from engine.queue.execute import run_job
 from engine.queue.worker import Worker
 from engine.runner import ExperimentRunner
+from engine.settings import load_settings
 from store import jobs, queries
 from store.db import Store
 from store.models import Comparison, Job, Run, StatResult

@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bemctl.errors import BemctlError
-from bemctl.settings import load_settings
 from engine.plan import FrozenPlan, RunOptions
 from engine.progress import NullProgress
 from engine.queue.execute import job_plan, load_job_spec
+from engine.settings import load_settings
 from store import jobs
 from store.db import Store
+from store.errors import BemctlError
 from store.models import Job
 
 

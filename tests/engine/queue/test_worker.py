@@ -10,9 +10,9 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlmodel import select
 
-from bemctl.settings import Settings, load_settings
 from engine.queue.control import StepWriter
 from engine.queue.worker import Worker
+from engine.settings import Settings, load_settings
 from store import jobs, queries
 from store.db import Store
 from store.models import Comparison, Job, Run

@@ -12,9 +12,9 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import select
 
-from bemctl.errors import BemctlError
 from store import jobs, queries
 from store.db import Store
+from store.errors import BemctlError
 from store.models import Comparison, ExampleScore, Job, Run
 
 FAST_LEASES = "\n[worker]\nheartbeat_s = 0.2\nlease_s = 3.0\npoll_s = 0.1\nmax_attempts = 3\n"

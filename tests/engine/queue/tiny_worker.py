@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from bemctl.settings import Settings
 from engine.queue.worker import Worker
+from engine.settings import Settings
 from store.db import Store
 
 

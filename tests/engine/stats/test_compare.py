@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bemctl.errors import BemctlError
 from engine.stats import (
     CorpusStatistic,
     MetricComparison,
@@ -17,6 +16,7 @@ from engine.stats import (
     paired_test,
     power_analysis,
 )
+from store.errors import BemctlError
 
 
 def _binary(n: int, both: int, b: int, c: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

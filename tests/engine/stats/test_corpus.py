@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from bemctl.errors import BemctlError
 from engine.stats import CorpusStatistic, bca_interval, bca_interval_corpus, corpus_permutation_test
 from engine.stats.corpus import corpus_bootstrap
 from engine.stats.paired import sign_flip_test
+from store.errors import BemctlError
 
 
 def _precision(summed: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import pingouin as pg
 import pytest
 
-from bemctl.errors import BemctlError
 from engine.stats import effect_size
+from store.errors import BemctlError
 
 
 @pytest.mark.parametrize("seed, n", [(0, 10), (1, 60), (2, 500)])

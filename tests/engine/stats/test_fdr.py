@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from bemctl.errors import BemctlError
 from engine.stats import benjamini_hochberg
+from store.errors import BemctlError
 
 P_FAMILY = [0.041, 0.010, 0.040, 0.012, 0.011, 0.30, 0.0004, 0.049]
 

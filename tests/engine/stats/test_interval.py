@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from bemctl.errors import BemctlError
 from engine.stats import Interval, bca_interval
 from engine.stats.interval import bootstrap_means
+from store.errors import BemctlError
 
 
 def _skewed(seed: int, n: int) -> np.ndarray:

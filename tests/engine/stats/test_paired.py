@@ -10,8 +10,8 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar
 
-from bemctl.errors import BemctlError
 from engine.stats import is_binary, paired_test
+from store.errors import BemctlError
 
 # ---------------------------------------------------------------- McNemar
 

@@ -9,9 +9,9 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.power import TTestPower
 
-from bemctl.errors import BemctlError
 from engine.stats import power_analysis
 from engine.stats.power import t_power
+from store.errors import BemctlError
 
 REF = TTestPower()
 

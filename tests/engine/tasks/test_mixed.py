@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bemctl.errors import BemctlError
 from engine.models.tokenizer import ByteTokenizer
 from engine.spec import load_spec, spec_errors
 from engine.tasks.mixed import (
@@ -28,6 +27,7 @@ from engine.tasks.mixed import (
 from engine.tasks.registry import TASK_METRICS, build_task
 from engine.tasks.translation import LEXICON, translate
 from engine.training import encode_example
+from store.errors import BemctlError
 
 TASK = MixedDomainTask()
 TRAIN, EVAL = TASK.make_splits(600, 300, seed=0)

@@ -5,11 +5,11 @@ from collections import Counter
 
 import pytest
 
-from bemctl.errors import BemctlError
 from engine.models.base_model import embedded_config_dict
 from engine.models.tokenizer import ByteTokenizer
 from engine.tasks.qa import VALUES
 from engine.tasks.retrieval_qa import RetrievalQATask, draw_item, is_heldout
+from store.errors import BemctlError
 
 PASSAGE = re.compile(r"^\[(\d+)\] (.+)$")
 FACT = re.compile(r"^([a-z]{3}): ([a-z]+)$")

@@ -4,11 +4,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from bemctl.errors import BemctlError
 from engine.variants.film.config import ResidualFilmConfig
 from engine.variants.film.model import ResidualFilmModel, prefix_means
 from engine.variants.lora.config import LoraConfig
 from engine.variants.lora.model import StaticLoraModel
+from store.errors import BemctlError
 from tests.engine.variants.helpers import (
     budget_ratios,
     cached_vs_full,

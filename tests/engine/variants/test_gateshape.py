@@ -7,7 +7,6 @@ import torch
 from pydantic import ValidationError
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from bemctl.errors import BemctlError
 from engine.models.tokenizer import ByteTokenizer
 from engine.tasks.retrieval_qa import RetrievalQATask
 from engine.training import TrainPlan, collate, encode_example, train_adapter
@@ -19,6 +18,7 @@ from engine.variants.gateshape.model import CACHE_KEY, PREGEN_KEY, GateShapingMo
 from engine.variants.gateshape.reranker import ranking_features
 from engine.variants.lora.config import LoraConfig
 from engine.variants.lora.model import StaticLoraModel
+from store.errors import BemctlError
 from tests.engine.variants.helpers import (
     budget_ratios,
     cached_vs_full,

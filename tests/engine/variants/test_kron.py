@@ -4,7 +4,6 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from bemctl.errors import BemctlError
 from engine.variants.base import LoraLayer
 from engine.variants.kron.config import KroneckerConfig
 from engine.variants.kron.model import (
@@ -15,6 +14,7 @@ from engine.variants.kron.model import (
 )
 from engine.variants.lora.config import LoraConfig
 from engine.variants.lora.model import StaticLoraModel
+from store.errors import BemctlError
 from tests.engine.variants.helpers import (
     budget_ratios,
     cached_vs_full,

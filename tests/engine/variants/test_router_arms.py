@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from bemctl.settings import load_settings
 from engine.plan import RunOptions, make_plan
 from engine.runner import adapter_key
+from engine.settings import load_settings
 from engine.spec import find_spec
 from engine.variants.build import build_adapter_model
 from engine.variants.router.config import RouterBCConfig, RouterPGConfig

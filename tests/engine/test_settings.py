@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bemctl.errors import BemctlError
-from bemctl.settings import (
+from engine.settings import (
     CONFIG_NAME,
     LEASE_HEARTBEATS,
     MAX_SEED,
@@ -19,6 +18,7 @@ from bemctl.settings import (
     load_settings,
     settings_errors,
 )
+from store.errors import BemctlError
 
 SHIPPED = Path(__file__).resolve().parents[2] / CONFIG_NAME
 

@@ -54,7 +54,7 @@ def format_validation_errors(
         loc = ".".join(shorten(str(p)) for p in err["loc"] if str(p) not in drop_tags) or "(root)"
         msg = shorten(err["msg"].removeprefix("Value error, "), 4 * SHOWN_CHARS)
         got = err.get("input")
-        reason = getattr(got, "reason", None)  # bemctl.numbers.NotANumber
+        reason = getattr(got, "reason", None)  # engine.numbers.NotANumber
         if isinstance(reason, str) and hasattr(got, "value"):
             msg, got = reason, got.value
         if not err["loc"] and err["type"] == "value_error":

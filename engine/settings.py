@@ -12,6 +12,7 @@ import os
 import re
 import tomllib
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,10 +32,10 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from bemctl import limits
-from bemctl.errors import BemctlError, format_validation_errors, shorten
-from bemctl.numbers import not_a_bool
+from engine import limits
+from engine.numbers import not_a_bool
 from engine.stats import MIN_RESAMPLES
+from store.errors import BemctlError, format_validation_errors, shorten
 
 CONFIG_NAME = "bemctl.toml"
 ENV_PREFIX = "BEMCTL_"
@@ -55,7 +56,7 @@ INTERNAL_FIELDS = ("base_dir", "config_path")
 
 
 # Numbers in bemctl.toml: never booleans (TOML `true` is a bool, and pydantic would take it
-# as 1; the same rule as specs, `bemctl.numbers`); ints stay accepted where a float is
+# as 1; the same rule as specs, `engine.numbers`); ints stay accepted where a float is
 # expected, and strings too, since BEMCTL_* environment variables are strings.
 Int = Annotated[int, BeforeValidator(not_a_bool)]
 Float = Annotated[float, BeforeValidator(not_a_bool)]
@@ -64,7 +65,7 @@ Float = Annotated[float, BeforeValidator(not_a_bool)]
 class QuickSizes(BaseModel):
     """Sizes `--quick` uses instead of the spec's, so a smoke run takes about a minute on a CPU.
 
-    Bounded like a spec's sizes (`bemctl.limits`): what memory allows."""
+    Bounded like a spec's sizes (`engine.limits`): what memory allows."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -101,6 +102,12 @@ class WorkerSettings(BaseModel):
     lease_s: Float = Field(30.0, gt=0, description="a job is lost after this long silent")
     max_attempts: Int = Field(3, ge=1, description="tries per job before it fails for good")
     poll_s: Float = Field(1.0, gt=0, description="idle worker: look for new work this often")
+
+
+# `[tui.keys]` is checked against the console's key table, which lives with the console
+# (bemctl.tui.keys); bemctl registers that check here when it is imported, so every entry point
+# that loads bemctl.toml (validate, the CLI, the console) applies the same rule.
+KEY_CHECKS: list[Callable[[dict[str, str]], None]] = []
 
 
 class TuiSettings(BaseModel):
@@ -181,13 +188,11 @@ class Settings(BaseSettings):
                 f"{LEASE_HEARTBEATS - 1} missed heartbeats (got {w.lease_s:g})"
             )
         if self.tui.keys:
-            # Textual is imported only when there are overrides to check: the CLI stays quick.
-            from bemctl.tui.keys import check_overrides
-
-            try:
-                check_overrides(self.tui.keys)
-            except BemctlError as exc:
-                raise ValueError(str(exc)) from None
+            for check in KEY_CHECKS:
+                try:
+                    check(self.tui.keys)
+                except BemctlError as exc:
+                    raise ValueError(str(exc)) from None
         return self
 
     @property

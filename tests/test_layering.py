@@ -1,0 +1,42 @@
+"""Imports flow one way: bemctl -> engine -> store, engine -> triton_ops (README "Layout").
+
+The console/CLI package sits on top; the engine must run without it (a worker, a library
+call), the store must not know what an experiment is, and the kernels must not know bemctl.
+Checked on the source (every import statement, function-level ones included), so a lazy
+import cannot hide a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FORBIDDEN = {
+    "engine": {"bemctl"},
+    "store": {"bemctl", "engine", "triton_ops"},
+    "triton_ops": {"bemctl", "engine", "store"},
+}
+
+
+def _imported_packages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_lower_packages_never_import_higher_ones(package: str) -> None:
+    offenders = {
+        str(path.relative_to(REPO)): sorted(_imported_packages(path) & FORBIDDEN[package])
+        for path in sorted((REPO / package).rglob("*.py"))
+    }
+    offenders = {k: v for k, v in offenders.items() if v}
+    assert offenders == {}
