@@ -257,50 +257,42 @@ def worker(
     ] = None,
 ) -> None:
     """Claim queued jobs and run them; Ctrl-C (or SIGTERM) hands the current job back."""
-    import signal
-
+    # SIGTERM (the console's stop key) arrives as KeyboardInterrupt: `main` installs that.
     from bemctl.progress_view import RichProgress
     from engine.queue.worker import Worker
     from store import jobs
 
-    def _terminate(signum, frame):  # the console stops its worker with SIGTERM
-        raise KeyboardInterrupt
+    settings = _settings()
+    with _open_store(settings) as store, RichProgress(err) as progress:
+        w = Worker(settings, store, progress, say=_say)
+        held: list[Any] = []  # the job being executed, to say what became of it
+        execute = w.execute
 
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        settings = _settings()
-        with _open_store(settings) as store, RichProgress(err) as progress:
-            w = Worker(settings, store, progress, say=_say)
-            held: list[Any] = []  # the job being executed, to say what became of it
-            execute = w.execute
+        def tracked(job):
+            held[:] = [job]
+            result = execute(job)
+            held.clear()
+            return result
 
-            def tracked(job):
-                held[:] = [job]
-                result = execute(job)
-                held.clear()
-                return result
-
-            w.execute = tracked  # type: ignore[method-assign]
+        w.execute = tracked  # type: ignore[method-assign]
+        try:  # from the first line on, a stop is answered in words
             _say(f"worker {w.identity.id} on {settings.store_path}")
-            try:
-                done = w.run(once=once, max_jobs=max_jobs)
-            except KeyboardInterrupt:
-                if not held:
-                    raise Interrupted("worker stopped; it held no job") from None
-                # Worker.execute has released the job (on_interrupt="release"): nothing
-                # was cancelled unless a cancel was already pending.
-                job = jobs.get_job(store, held[0].id)
-                fate = {
-                    "queued": "is back in the queue (the next worker resumes it)",
-                    "cancelled": "was cancelled (a cancel had been requested)",
-                    "running": "is still marked running; the next worker takes it over "
-                    f"once its lease lapses ({settings.worker.lease_s:g} s)",
-                }.get(job.status if job else "", f"is {job.status if job else 'gone'}")
-                raise Interrupted(
-                    f"worker stopped: job {held[0].id} ({held[0].experiment_name}) {fate}"
-                ) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+            done = w.run(once=once, max_jobs=max_jobs)
+        except KeyboardInterrupt:
+            if not held:
+                raise Interrupted("worker stopped; it held no job") from None
+            # Worker.execute has released the job (on_interrupt="release"): nothing
+            # was cancelled unless a cancel was already pending.
+            job = jobs.get_job(store, held[0].id)
+            fate = {
+                "queued": "is back in the queue (the next worker resumes it)",
+                "cancelled": "was cancelled (a cancel had been requested)",
+                "running": "is still marked running; the next worker takes it over "
+                f"once its lease lapses ({settings.worker.lease_s:g} s)",
+            }.get(job.status if job else "", f"is {job.status if job else 'gone'}")
+            raise Interrupted(
+                f"worker stopped: job {held[0].id} ({held[0].experiment_name}) {fate}"
+            ) from None
     _say(f"worker done: {done} job(s)")
 
 
@@ -580,8 +572,13 @@ def report(
 @app.command()
 def tui() -> None:
     """Live console: queue and runs, run detail, results, experiments (keys: press ?)."""
+    import signal
+
     from bemctl.tui.app import BemctlApp  # Textual loads only for this command
 
+    # Textual owns the terminal and its event loop: a KeyboardInterrupt raised at a random
+    # point of that loop is not the way to stop it, so SIGTERM keeps its default here.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     BemctlApp(_settings()).run()
 
 
@@ -655,8 +652,32 @@ def doctor() -> None:
         out.print(f"{name:<17} {value}", highlight=False, markup=False, soft_wrap=True)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM (what the console's stop key and `kill` send) is a Ctrl-C: the command puts
+    the store in order and says what became of its work. Only the first one is: a second
+    SIGTERM while that cleanup runs is ignored rather than cutting it short."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Entry point: user errors become one line on stderr with their exit code."""
+    """Entry point: user errors become one line on stderr with their exit code; Ctrl-C and
+    SIGTERM become exit 130 wherever they land, even inside the handling of another error."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        _main()
+    except KeyboardInterrupt:
+        _say("interrupted")
+        sys.exit(130)
+    finally:  # tests call main in-process: leave the caller's handler as it was
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main() -> None:
     try:
         # Non-standalone typer returns the exit code of typer.Exit (and 130 for Ctrl-C).
         code = app(standalone_mode=False, prog_name="bemctl")

@@ -90,7 +90,9 @@ def print_verdicts(out: Console, records: list[dict[str, Any]]) -> None:
         if variant.get("pre_generation_ms_p50") is not None:
             ratios += f"  pre-generation {variant['pre_generation_ms_p50']:.2f} ms"
         family = sv["fdr_correction"]["family_size"]
-        out.print(f"  {ratios}  (family of {family} hypotheses)")
+        out.print(f"  {ratios}")
+        noun = "hypothesis" if family == 1 else "hypotheses"
+        out.print(f"  BH-FDR over a family of {family} {noun} (every variant and metric here)")
         for label, _, value in router_rows(r):
             if value != "-":
                 out.print(f"  router: {escape(label)}: {escape(value)}")

@@ -2,7 +2,8 @@
 
 - `model.base_model`: the embedded model, or a local directory that can load without
   running its own code (`engine.models.hf_dir`); `model.max_length` within its positions
-  (read from its config, never by loading weights).
+  (read from its config, never by loading weights); the variant's demands on its attention
+  heads (`VariantConfig.model_problems`: V1's head groups must divide them).
 - `data.train_file` / `data.eval_file` (task `jsonl_qa`): each exists, is a regular file
   within the size limit, is readable, and its first lines parse (`preview_qa_jsonl`); the
   eval file holds at least 2 examples; a `train_size`/`eval_size` the spec sets is at most
@@ -38,6 +39,7 @@ def environment_problems(loaded: LoadedSpec) -> list[str]:
                 f"{facts.positions} positions of {shorten(facts.name)} ({facts.positions_key} "
                 f"in its config); at most {facts.positions}"
             )
+        problems.extend(f"{path}: {line}" for line in spec.bem_config.model_problems(facts.heads))
     if spec.data.task == "jsonl_qa":
         problems.extend(_data_file_problems(loaded))
     return problems

@@ -10,7 +10,8 @@ would run its own code, is refused in one line before anything is trained:
 - a `model_type` transformers does not know could only load through such code.
 - weights only as a pickle (`pytorch_model.bin`, `*.pt`, ...) are refused: unpickling can run
   code, and bemctl loads safetensors only (`use_safetensors=True`).
-- the model's positions (`n_positions`, `max_position_embeddings`) bound `model.max_length`.
+- the model's positions (`n_positions`, `max_position_embeddings`) bound `model.max_length`;
+  its head count (`n_head`, `num_attention_heads`) bounds a variant's head groups.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ EMBEDDED_CONFIG = Path(__file__).with_name("embedded_config.json")
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 POSITION_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
+HEAD_KEYS = ("n_head", "num_attention_heads")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class ModelFacts:
     name: str
     positions: int | None  # longest sequence it has position embeddings for
     positions_key: str  # where that number comes from, for messages
+    heads: int | None = None  # attention heads per layer, when the config says
 
 
 def read_json_object(path: Path, what: str) -> dict[str, Any]:
@@ -77,6 +80,14 @@ def _positions(config: dict[str, Any]) -> tuple[int | None, str]:
     return None, ""
 
 
+def _heads(config: dict[str, Any]) -> int | None:
+    for key in HEAD_KEYS:
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
 def _known_model_types() -> frozenset[str]:
     # Imported only for local directories: it loads transformers (and torch).
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
@@ -93,8 +104,9 @@ def check_base_model(name: str) -> ModelFacts:
                 f"model.base_model: unknown embedded model {shorten(repr(name))} "
                 f"(known: {EMBEDDED_PREFIX}{EMBEDDED_NAME})"
             )
-        positions, key = _positions(json.loads(EMBEDDED_CONFIG.read_text()))
-        return ModelFacts(name, positions, key)
+        embedded = json.loads(EMBEDDED_CONFIG.read_text())
+        positions, key = _positions(embedded)
+        return ModelFacts(name, positions, key, _heads(embedded))
     directory = Path(name)
     where = f"model.base_model: {shorten(str(directory))}"
     if not directory.is_dir():
@@ -136,4 +148,4 @@ def check_base_model(name: str) -> ModelFacts:
             )
         raise BemctlError(f"{where}: cannot load: no model.safetensors in it")
     positions, key = _positions(config)
-    return ModelFacts(str(directory), positions, key)
+    return ModelFacts(str(directory), positions, key, _heads(config))

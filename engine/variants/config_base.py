@@ -49,3 +49,9 @@ class VariantConfig(StrictNumbers):
         """True when the variant arm continues training from the trained baseline arm (AR1
         refines AR0's policy), so the runner loads the baseline's adapter into it first."""
         return False
+
+    def model_problems(self, heads: int | None) -> list[str]:
+        """What this config asks of the base model that its `heads` attention heads per
+        layer cannot give, as `bem_config.<field>: ...` lines; checked from the model's
+        config.json when the spec is validated, before anything trains."""
+        return []

@@ -44,8 +44,17 @@ def test_run_on_a_local_hf_model(project: Path, cli) -> None:
     spec["experiment_name"] = "local_model_v1"
     spec["model"]["base_model"] = str(project / "local-gpt2")
     spec["data"]["max_new_tokens"] = 4
-    (project / "experiments" / "local_model_v1.yml").write_text(yaml.safe_dump(spec))
+    spec_file = project / "experiments" / "local_model_v1.yml"
+    spec_file.write_text(yaml.safe_dump(spec))
 
+    # V1's default 4 head groups cannot split this model's 2 heads: refused before training
+    refused = cli("run", "local_model_v1", "--quick")
+    assert refused.code != 0
+    assert "bem_config.head_groups: 4 does not divide the model's 2 attention heads" in refused.err
+    assert "train baseline" not in refused.err and "Traceback" not in refused.err
+
+    spec["bem_config"]["head_groups"] = 2
+    spec_file.write_text(yaml.safe_dump(spec))
     result = cli("run", "local_model_v1", "--quick")
     assert result.code == 0, result.err
     assert "pre-train" not in result.err  # a local model is used as is

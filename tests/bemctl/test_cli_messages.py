@@ -74,6 +74,49 @@ def test_idle_worker_ctrl_c_says_it_held_nothing(
     assert "cancelled" not in result.err and "back in the queue" not in result.err
 
 
+def test_sigterm_to_an_idle_worker_in_process(
+    project: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real SIGTERM to this process while the worker polls: the same words as Ctrl-C."""
+
+    def sigterm_self(self, *, once=False, max_jobs=None):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the handler interrupts this
+
+    monkeypatch.setattr(Worker, "run", sigterm_self)
+    before = signal.getsignal(signal.SIGTERM)
+    result = cli("worker")
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert result.code == 130
+    assert result.err.strip().splitlines()[-1] == "worker stopped; it held no job"
+
+
+def test_a_stop_landing_in_error_handling_still_exits_130(
+    project: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal can land anywhere, also while a failure is being reported: exit 130 then,
+    never Python's own exit by SIGINT (-2) with a traceback."""
+    import bemctl.cli
+
+    def failing(self, *, once=False, max_jobs=None):
+        raise bemctl.cli.BemctlError("the store went away")
+
+    real_say = bemctl.cli._say
+    calls: list[str] = []
+
+    def say_then_stop(text: str) -> None:
+        calls.append(text)
+        real_say(text)
+        if text.startswith("error:"):
+            raise KeyboardInterrupt  # a SIGTERM right after the error line
+
+    monkeypatch.setattr(Worker, "run", failing)
+    monkeypatch.setattr(bemctl.cli, "_say", say_then_stop)
+    result = cli("worker")
+    assert result.code == 130
+    assert calls[-2:] == ["error: the store went away", "interrupted"]
+
+
 def test_run_ctrl_c_cancels_its_batch_and_says_so(
     project: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,7 +154,8 @@ def test_sigterm_to_a_real_worker_process(project: Path, tmp_path: Path) -> None
                 assert time.monotonic() < deadline, "worker never started"
                 time.sleep(0.1)
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=60) == 130
+            code = proc.wait(timeout=60)
+            assert code == 130, log.read_text()
         finally:
             if proc.poll() is None:
                 proc.kill()

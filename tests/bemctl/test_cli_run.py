@@ -75,7 +75,8 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
         # a metric repeating another's paired differences is one test: counted once
         distinct = [s for b in bundles for s in b[2] if s.identical_to is None]
         assert 2 <= len(distinct) <= 4
-        assert f"family of {len(distinct)} hypotheses" in result.out
+        printed = " ".join(result.out.split())  # the console wraps long lines
+        assert f"family of {len(distinct)} hypotheses" in printed
         for experiment, comp, stat_rows, gate_rows, base_run, var_run in bundles:
             assert comp.verdict in ("INCONCLUSIVE (underpowered)", "REJECT")
             assert all(s.underpowered and "< 100" in s.underpowered_reason for s in stat_rows)

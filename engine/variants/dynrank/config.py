@@ -1,8 +1,9 @@
 """V1 knobs: how many rank components stay active, how often the routing may change, and how
 finely PT1 gates the attention heads.
 
-`head_groups` must divide the model's attention heads (checked when the model is built, since
-only the model knows its head count); the embedded GPT-2 has 4 heads, so 1, 2 or 4. Each
+`head_groups` must divide the model's attention heads (checked from the model's config when
+the spec is validated, and again when the model is built); the embedded GPT-2 has 4 heads, so
+1, 2 or 4. Each
 (layer, group) gate costs `predictor_hidden` + 1 parameters: 16 gates add 144 to the
 predictor's 1,320 on the embedded model (+2.2% trainable parameters over the static LoRA).
 """
@@ -36,3 +37,11 @@ class DynamicRankConfig(VariantConfig):
         if self.k_active > self.rank_dimension:
             raise ValueError("active_ratio * rank_dimension exceeds rank_dimension")
         return self
+
+    def model_problems(self, heads: int | None) -> list[str]:
+        if heads is not None and heads % self.head_groups:
+            return [
+                f"bem_config.head_groups: {self.head_groups} does not divide the model's "
+                f"{heads} attention heads"
+            ]
+        return []

@@ -34,3 +34,11 @@ class GateShapingConfig(VariantConfig):
     )
     ranker_dim: int = Field(8, ge=1, le=256, description="projection width of the re-ranker")
     newline_token_id: int = Field(10, ge=0, description="token id that ends a line (byte 10)")
+
+    def model_problems(self, heads: int | None) -> list[str]:
+        if heads is not None and self.head_groups > heads:
+            return [
+                f"bem_config.head_groups: {self.head_groups} exceeds the model's {heads} "
+                "attention heads"
+            ]
+        return []
