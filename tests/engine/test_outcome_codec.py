@@ -27,9 +27,7 @@ def test_round_trip_and_decision_replay(project: Path, cli) -> None:
     assert isinstance(outcome.plan.seeds, tuple)
     decide([outcome])  # the same inputs give the same verdict, gates and adjusted p
     assert outcome.verdict == comparison.verdict
-    assert [m.p_adjusted for m in outcome.metrics] == pytest.approx(
-        [s.p_adjusted for s in stats]
-    )
+    assert [m.p_adjusted for m in outcome.metrics] == pytest.approx([s.p_adjusted for s in stats])
     assert job.comparison_id == comparison.id
 
 
