@@ -121,4 +121,3 @@ def ran_v1_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 pytest.fail(f"bemctl run v1_dynrank --quick exited {exc.code}")
     assert (root / ".bemctl" / "bemctl.db").is_file()
     return root
-

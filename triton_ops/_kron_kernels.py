@@ -28,10 +28,34 @@ MAX_SPLITS = 32
 
 @triton.jit
 def _apply_kernel(
-    x_ptr, sxn, sxi, sxj, l_ptr, slr, slp, sli, r_ptr, srr, srq, srj, o_ptr, son, sop, soq,
-    N, TERMS, SZ_P, SZ_I, SZ_J, SZ_Q,
-    UPCAST: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_P: tl.constexpr,
-    BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr, BLOCK_Q: tl.constexpr,
+    x_ptr,
+    sxn,
+    sxi,
+    sxj,
+    l_ptr,
+    slr,
+    slp,
+    sli,
+    r_ptr,
+    srr,
+    srq,
+    srj,
+    o_ptr,
+    son,
+    sop,
+    soq,
+    N,
+    TERMS,
+    SZ_P,
+    SZ_I,
+    SZ_J,
+    SZ_Q,
+    UPCAST: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_I: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+    BLOCK_Q: tl.constexpr,
 ):
     t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
     p = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -44,28 +68,60 @@ def _apply_kernel(
             lx = tl.zeros((BLOCK_T, BLOCK_P, BLOCK_J), dtype=tl.float32)
             for i0 in range(0, SZ_I, BLOCK_I):
                 i = i0 + tl.arange(0, BLOCK_I)
-                lt = tl.load(l_ptr + r * slr + p[:, None] * slp + i[None, :] * sli,
-                             mask=(p[:, None] < SZ_P) & (i[None, :] < SZ_I), other=0.0)
-                xt = tl.load(x_ptr + t3 * sxn + i[None, :, None] * sxi + j[None, None, :] * sxj,
-                             mask=(t3 < N) & (i[None, :, None] < SZ_I) & (j[None, None, :] < SZ_J),
-                             other=0.0)
+                lt = tl.load(
+                    l_ptr + r * slr + p[:, None] * slp + i[None, :] * sli,
+                    mask=(p[:, None] < SZ_P) & (i[None, :] < SZ_I),
+                    other=0.0,
+                )
+                xt = tl.load(
+                    x_ptr + t3 * sxn + i[None, :, None] * sxi + j[None, None, :] * sxj,
+                    mask=(t3 < N) & (i[None, :, None] < SZ_I) & (j[None, None, :] < SZ_J),
+                    other=0.0,
+                )
                 lb = tl.broadcast_to(lt[None, :, :], (BLOCK_T, BLOCK_P, BLOCK_I))
                 lx = mma(lb, xt, lx, UPCAST)
-            rt = tl.load(r_ptr + r * srr + j[:, None] * srj + q[None, :] * srq,  # Rᵣᵀ tile
-                         mask=(j[:, None] < SZ_J) & (q[None, :] < SZ_Q), other=0.0)
+            rt = tl.load(
+                r_ptr + r * srr + j[:, None] * srj + q[None, :] * srq,  # Rᵣᵀ tile
+                mask=(j[:, None] < SZ_J) & (q[None, :] < SZ_Q),
+                other=0.0,
+            )
             rb = tl.broadcast_to(rt[None, :, :], (BLOCK_T, BLOCK_J, BLOCK_Q))
             acc = mma(lx.to(x_ptr.dtype.element_ty), rb, acc, UPCAST)
-    tl.store(o_ptr + t3 * son + p[None, :, None] * sop + q[None, None, :] * soq,
-             acc.to(o_ptr.dtype.element_ty),
-             mask=(t3 < N) & (p[None, :, None] < SZ_P) & (q[None, None, :] < SZ_Q))
+    tl.store(
+        o_ptr + t3 * son + p[None, :, None] * sop + q[None, None, :] * soq,
+        acc.to(o_ptr.dtype.element_ty),
+        mask=(t3 < N) & (p[None, :, None] < SZ_P) & (q[None, None, :] < SZ_Q),
+    )
 
 
 @triton.jit
 def _factor_grad_kernel(
-    d_ptr, sdn, sdp, sdq, f_ptr, sfr, sfq, sfj, x_ptr, sxn, sxi, sxj, part_ptr,
-    N, TERMS, SZ_P, SZ_Q, SZ_J, SZ_I, tokens_per_split,
-    UPCAST: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_P: tl.constexpr,
-    BLOCK_Q: tl.constexpr, BLOCK_J: tl.constexpr, BLOCK_I: tl.constexpr,
+    d_ptr,
+    sdn,
+    sdp,
+    sdq,
+    f_ptr,
+    sfr,
+    sfq,
+    sfj,
+    x_ptr,
+    sxn,
+    sxi,
+    sxj,
+    part_ptr,
+    N,
+    TERMS,
+    SZ_P,
+    SZ_Q,
+    SZ_J,
+    SZ_I,
+    tokens_per_split,
+    UPCAST: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_Q: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+    BLOCK_I: tl.constexpr,
 ):
     r = tl.program_id(0)
     split = tl.program_id(1)
@@ -83,19 +139,30 @@ def _factor_grad_kernel(
             for q0 in range(0, SZ_Q, BLOCK_Q):
                 q = q0 + tl.arange(0, BLOCK_Q)
                 keep = (t3 < end) & (p[None, :, None] < SZ_P) & (q[None, None, :] < SZ_Q)
-                dt = tl.load(d_ptr + t3 * sdn + p[None, :, None] * sdp + q[None, None, :] * sdq,
-                             mask=keep, other=0.0)
-                ft = tl.load(f_ptr + r * sfr + q[:, None] * sfq + j[None, :] * sfj,
-                             mask=(q[:, None] < SZ_Q) & (j[None, :] < SZ_J), other=0.0)
+                dt = tl.load(
+                    d_ptr + t3 * sdn + p[None, :, None] * sdp + q[None, None, :] * sdq,
+                    mask=keep,
+                    other=0.0,
+                )
+                ft = tl.load(
+                    f_ptr + r * sfr + q[:, None] * sfq + j[None, :] * sfj,
+                    mask=(q[:, None] < SZ_Q) & (j[None, :] < SZ_J),
+                    other=0.0,
+                )
                 fb = tl.broadcast_to(ft[None, :, :], (BLOCK_T, BLOCK_Q, BLOCK_J))
                 df = mma(dt, fb, df, UPCAST)
-            xt = tl.load(x_ptr + t3 * sxn + j[None, :, None] * sxj + i[None, None, :] * sxi,
-                         mask=(t3 < end) & (j[None, :, None] < SZ_J) & (i[None, None, :] < SZ_I),
-                         other=0.0)  # X[n]ᵀ tile (BLOCK_T, BLOCK_J, BLOCK_I)
+            xt = tl.load(
+                x_ptr + t3 * sxn + j[None, :, None] * sxj + i[None, None, :] * sxi,
+                mask=(t3 < end) & (j[None, :, None] < SZ_J) & (i[None, None, :] < SZ_I),
+                other=0.0,
+            )  # X[n]ᵀ tile (BLOCK_T, BLOCK_J, BLOCK_I)
             zero = tl.zeros((BLOCK_T, BLOCK_P, BLOCK_I), dtype=tl.float32)
             acc += tl.sum(mma(df.to(x_ptr.dtype.element_ty), xt, zero, UPCAST), axis=0)
-    tl.store(part_ptr + (split * TERMS + r) * SZ_P * SZ_I + p[:, None] * SZ_I + i[None, :], acc,
-             mask=(p[:, None] < SZ_P) & (i[None, :] < SZ_I))
+    tl.store(
+        part_ptr + (split * TERMS + r) * SZ_P * SZ_I + p[:, None] * SZ_I + i[None, :],
+        acc,
+        mask=(p[:, None] < SZ_P) & (i[None, :] < SZ_I),
+    )
 
 
 def _tile(size: int) -> int:
@@ -111,10 +178,26 @@ def apply(x: torch.Tensor, left: torch.Tensor, right: torch.Tensor, out: torch.T
     bp, bq = _tile(p_dim), _tile(q_dim)
     grid = (triton.cdiv(n, BLOCK_T), triton.cdiv(p_dim, bp), triton.cdiv(q_dim, bq))
     _apply_kernel[grid](
-        x, *x.stride(), left, *left.stride(), right, *right.stride(), out, *out.stride(),
-        n, terms, p_dim, i_dim, j_dim, q_dim,
-        UPCAST=upcast(x.dtype), BLOCK_T=BLOCK_T, BLOCK_P=bp, BLOCK_I=_tile(i_dim),
-        BLOCK_J=_tile(j_dim), BLOCK_Q=bq,
+        x,
+        *x.stride(),
+        left,
+        *left.stride(),
+        right,
+        *right.stride(),
+        out,
+        *out.stride(),
+        n,
+        terms,
+        p_dim,
+        i_dim,
+        j_dim,
+        q_dim,
+        UPCAST=upcast(x.dtype),
+        BLOCK_T=BLOCK_T,
+        BLOCK_P=bp,
+        BLOCK_I=_tile(i_dim),
+        BLOCK_J=_tile(j_dim),
+        BLOCK_Q=bq,
     )
 
 
@@ -130,9 +213,25 @@ def factor_grad(d: torch.Tensor, f: torch.Tensor, x: torch.Tensor, dtype: torch.
     part = new_buffer((splits, terms, p_dim, i_dim), torch.float32, d.device)
     grid = (terms, splits, triton.cdiv(p_dim, bp) * triton.cdiv(i_dim, bi))
     _factor_grad_kernel[grid](
-        d, *d.stride(), f, *f.stride(), x, *x.stride(), part,
-        n, terms, p_dim, q_dim, j_dim, i_dim, tokens_per_split,
-        UPCAST=upcast(x.dtype), BLOCK_T=BLOCK_T, BLOCK_P=bp, BLOCK_Q=_tile(q_dim),
-        BLOCK_J=_tile(j_dim), BLOCK_I=bi,
+        d,
+        *d.stride(),
+        f,
+        *f.stride(),
+        x,
+        *x.stride(),
+        part,
+        n,
+        terms,
+        p_dim,
+        q_dim,
+        j_dim,
+        i_dim,
+        tokens_per_split,
+        UPCAST=upcast(x.dtype),
+        BLOCK_T=BLOCK_T,
+        BLOCK_P=bp,
+        BLOCK_Q=_tile(q_dim),
+        BLOCK_J=_tile(j_dim),
+        BLOCK_I=bi,
     )
     return part.sum(0).to(dtype)

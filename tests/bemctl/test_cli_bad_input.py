@@ -79,9 +79,7 @@ def says_yes(monkeypatch: pytest.MonkeyPatch) -> None:
 # ---------------------------------------------------------------- 1. remote code
 
 
-def test_model_dir_with_auto_map_is_refused_and_runs_nothing(
-    project: Path, cli, says_yes
-) -> None:
+def test_model_dir_with_auto_map_is_refused_and_runs_nothing(project: Path, cli, says_yes) -> None:
     model = project / "custom-model"
     marker = _remote_code_dir(model)
     path = _spec(project, "custom", lambda d: d["model"].update(base_model=str(model)))
@@ -275,9 +273,7 @@ def test_sizes_bounded_by_the_data_files(project: Path, cli) -> None:
         f"{path}: data.eval_file: {evals}: need at least 2 examples (got 1)"
     )
     _rows(evals, _row(10), _row(11))
-    path = _jsonl_spec(
-        project, "data", train_file=str(train), eval_file=str(evals), train_size=6
-    )
+    path = _jsonl_spec(project, "data", train_file=str(train), eval_file=str(evals), train_size=6)
     assert _one_line(cli("validate", str(path))) == (
         f"{path}: data.train_size: 6 is more than the 5 examples in {train}"
     )
@@ -323,9 +319,7 @@ def _plant_bad_specs(project: Path) -> list[Path]:
     return [experiments / n for n in ("bomb.yml", "deep.yml", "huge.yml")]
 
 
-def test_validate_list_and_console_stay_small_with_bombs_in_experiments(
-    project: Path, cli
-) -> None:
+def test_validate_list_and_console_stay_small_with_bombs_in_experiments(project: Path, cli) -> None:
     bad = _plant_bad_specs(project)
     result = cli("validate")
     assert result.code == 2
@@ -369,8 +363,7 @@ def test_quick_training_draws_and_pretrain_corpus_are_bounded(tmp_path: Path) ->
         "[quick]\ntrain_steps = 1000000\nbatch_size = 1024\n[pretrain]\ncorpus_docs = 10000000\n"
     )
     assert settings_errors(toml) == [
-        f"{toml}: pretrain.corpus_docs: Input should be less than or equal to 100000 "
-        "(got 10000000)"
+        f"{toml}: pretrain.corpus_docs: Input should be less than or equal to 100000 (got 10000000)"
     ]
     toml.write_text("[quick]\ntrain_steps = 1000000\nbatch_size = 1024\n")
     assert settings_errors(toml) == [

@@ -161,8 +161,9 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
     assert rec["schema_version"] == 5
     dynamics = rec["variant_metrics"]["dynamics"]
     assert dynamics["unit"] == "mask" and dynamics["sequences"] == 24
-    assert dynamics["all"]["tokens"] == dynamics["prompt"]["tokens"] + (
-        dynamics["generated"]["tokens"]
+    assert (
+        dynamics["all"]["tokens"]
+        == dynamics["prompt"]["tokens"] + (dynamics["generated"]["tokens"])
     )
     assert 1 <= dynamics["all"]["distinct"] and 0 < dynamics["all"]["top_share"] <= 1
     assert rec["variant_metrics"]["gate_movement"]["unit"] == "tokens"

@@ -266,9 +266,7 @@ def test_cached_generation_needs_context_to_match() -> None:
     with torch.no_grad():
         full = model(input_ids=ids).logits
         out = model(input_ids=ids[:, :11], use_cache=True)
-        last = model(
-            input_ids=ids[:, 11:], cache=out.cache, use_cache=True
-        ).logits
+        last = model(input_ids=ids[:, 11:], cache=out.cache, use_cache=True).logits
     assert (last[:, 0] - full[:, 11]).abs().max() > 1e-4
 
 

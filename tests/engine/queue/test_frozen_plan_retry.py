@@ -142,9 +142,7 @@ def _tamper_adapter(run: Run, store: Store) -> str:
 
 
 @pytest.mark.parametrize("tamper", [_tamper_plan, _tamper_adapter], ids=["plan", "adapter"])
-def test_a_finished_arm_that_does_not_match_is_trained_again(
-    project: Path, cli, tamper
-) -> None:
+def test_a_finished_arm_that_does_not_match_is_trained_again(project: Path, cli, tamper) -> None:
     assert cli("queue", "v1_dynrank", "--quick").code == 0
     job_id = _first_attempt_dies_after_the_baseline()
     db = project / ".bemctl" / "bemctl.db"
