@@ -17,8 +17,8 @@ from sqlmodel import Session
 from engine import stats
 from engine.arms import ScoredArm, comparison_refusal
 from engine.gates import GateInputs, GatePolicy, MetricEvidence, evaluate_gates, verdict
+from engine.outcome import ExperimentOutcome, MetricOutcome
 from engine.plan import field_differences
-from engine.runner import ExperimentOutcome, MetricOutcome
 from store.models import Comparison, GateDecision, StatResult
 from store.queries import add_comparison
 

@@ -66,7 +66,7 @@ def encode_outcome(outcome: Any) -> str:
 
 def decode_outcome(text: str) -> Any:
     """The `ExperimentOutcome` that `encode_outcome` wrote (models and tensors excluded)."""
-    from engine.runner import ExperimentOutcome, MetricOutcome
+    from engine.outcome import ExperimentOutcome, MetricOutcome
 
     data = json.loads(text)
     if data.get("format") != FORMAT:

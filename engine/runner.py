@@ -1,18 +1,17 @@
-"""One experiment (one queued job): train baseline and variant, measure, compute statistics.
+"""One queued job's context and the arm machinery the protocols share.
 
-Order of work and why:
-1. Specs and variants are resolved when queued, so a typo fails before minutes of training.
-2. One base model, two adapters (same seed, same LoRA init, same batches), trained with
-   step losses streamed to the store; both evaluated on every eval example. The plan is
-   the one frozen when the job was queued (engine.plan.FrozenPlan). An arm that finished
-   in an earlier attempt of the same job (its worker died later) is reloaded from its
-   saved adapter and scores instead of trained again - only if its stored record (plan,
-   base, eval set, device, adapter key; engine.arms) matches this attempt's, its adapter
-   file reads and its scores cover this eval set in order; otherwise it is retrained and
-   the job's log says why. Arms that differ in anything but the variant are refused.
-3. Latency is measured interleaved between the two trained models, FLOPs on one probe batch.
-4. The statistics are returned; the verdict waits for the whole batch (engine.decision),
-   because the BH adjustment spans every experiment queued together.
+`ExperimentRunner.run_experiment` hands the spec to its protocol (`engine.protocols`; V1-V4 and
+the router: the A/B protocol, `engine.protocols.ab`). What lives here is what any protocol
+that trains and scores adapter arms needs:
+- building an arm on the frozen base, training it with step losses streamed to the store,
+  evaluating it on every eval example, saving its adapter (`_train_and_evaluate`);
+- reusing an arm that an earlier attempt of the same job finished (its worker died later):
+  only if its stored record (plan, base, eval set, device, adapter key; engine.arms) matches
+  this attempt's, its adapter file reads and its scores cover this eval set in order;
+  otherwise it is retrained and the job's log says why (`_reusable_run`, `_reload`);
+- refusing arms that differ in anything but the variant (`_check_arms`);
+- the cost measurements: KV-cache check, interleaved latency, peak tensor memory;
+- per-metric statistics of the paired evidence (`engine.protocols.evidence`).
 """
 
 from __future__ import annotations
@@ -31,19 +30,21 @@ import numpy as np
 import torch
 
 import triton_ops
-from engine import stats
 from engine.arms import ArmRecord, ScoredArm, comparison_refusal, ids_fingerprint, reuse_problem
 from engine.device import resolve_device
 from engine.evaluation.dynamics import routing_dynamics
 from engine.evaluation.generation import greedy_generate
 from engine.evaluation.kvcache import KVCacheCheck, kv_cache_check
 from engine.evaluation.latency import LatencyMeasurement, measure_latency
-from engine.evaluation.measure import PeakMemory, flops_per_token
+from engine.evaluation.measure import flops_per_token
 from engine.evaluation.scoring import evaluate
 from engine.evaluation.tensor_memory import TensorPeak, measure_tensor_peak
 from engine.models.base_model import BaseModel, PretrainPlan, load_base_model
+from engine.outcome import ExperimentOutcome, MetricOutcome
 from engine.plan import ExperimentPlan, FrozenPlan, RunOptions, freeze_plan
 from engine.progress import NullProgress, ProgressSink
+from engine.protocols.evidence import compare_corpus, compare_paired
+from engine.protocols.registry import get_protocol
 from engine.queue.control import JobControl, StepWriter
 from engine.settings import Settings
 from engine.spec import LoadedSpec
@@ -63,60 +64,6 @@ from store import jobs, queries
 from store.db import Store
 from store.errors import BemctlError
 from store.models import Run
-
-
-@dataclass
-class MetricOutcome:
-    """One metric's statistics plus what only the whole invocation knows (adjusted p)."""
-
-    stats: stats.MetricComparison
-    seed_diffs: list[float]  # each training seed's mean difference (spread across seeds)
-    p_adjusted: float | None = None
-    # an earlier metric whose per-example differences this one repeats exactly (on the
-    # synthetic QA task F1 equals exact match): counted once in the BH family, no own gates
-    identical_to: str | None = None
-
-    @property
-    def metric(self) -> str:
-        return self.stats.metric
-
-    @property
-    def interval(self) -> stats.Interval:
-        return self.stats.interval
-
-    @property
-    def test(self) -> stats.PairedTest:
-        return self.stats.test
-
-
-@dataclass
-class ExperimentOutcome:
-    name: str
-    spec: LoadedSpec
-    plan: ExperimentPlan
-    experiment_id: int
-    baseline_run_id: int
-    variant_run_id: int
-    param_ratio: float
-    flop_ratio: float
-    latency_ratio: float | None
-    memory_ratio: float | None
-    metrics: list[MetricOutcome]
-    kv_hit_rate: float | None = None
-    kv_hit_rate_baseline: float | None = None
-    pregen_ms: float | None = None  # variant's once-per-prompt routing phase, p50
-    variant_stats: dict | None = None  # the variant arm's own measurements (router gates)
-    baseline_stats: dict | None = None
-    verdict: str = ""
-    reasons: list[str] = field(default_factory=list)
-    gates: list = field(default_factory=list)
-    comparison_id: int | None = None
-    family_size: int = 0
-    seed_runs: list[dict] = field(default_factory=list)
-    underpowered: list[str] = field(default_factory=list)
-    arms: list[dict] | None = None  # engine.arms.ScoredArm.to_dict() of every compared run
-    # the cost measurements' details: latency interval, rounds, load; memory by phase
-    costs: dict | None = None
 
 
 @dataclass
@@ -236,70 +183,6 @@ LATENCY_NEW_TOKENS = 16  # per latency probe: prefill + this many decode steps, 
 MEMORY_PROBE_PROMPTS = 8  # generations per arm in the tensor-memory probe
 
 
-def memory_ratio(memory: dict[str, TensorPeak]) -> float | None:
-    """Variant / baseline peak tensor memory, the larger of the training-step and the
-    generation ratio (an arm may be leaner in one phase and heavier in the other)."""
-    b, v = memory["baseline"], memory["variant"]
-    ratios = [
-        v.train_bytes / b.train_bytes if b.train_bytes else None,
-        v.generate_bytes / b.generate_bytes if b.generate_bytes else None,
-    ]
-    known = [r for r in ratios if r is not None]
-    return max(known) if known else None
-
-
-def cost_details(
-    latency: LatencyMeasurement, memory: dict[str, TensorPeak], rss_peak_bytes: int | None
-) -> dict:
-    """What the cost gates rest on, for the comparison row (costs_json) and the reports."""
-    b, v = memory["baseline"], memory["variant"]
-    return {
-        "latency": {
-            "ratio": latency.ratio,
-            "low": latency.low,
-            "high": latency.high,
-            "confidence_level": latency.confidence_level,
-            "rounds": latency.rounds,
-            "rounds_planned": latency.rounds_planned,
-            "rounds_cap": latency.rounds_cap,
-            "budget": latency.budget,
-            "outcome": latency.outcome,
-            "load": latency.load,
-        },
-        "memory": {
-            "kind": v.kind,
-            "baseline": {"train_bytes": b.train_bytes, "generate_bytes": b.generate_bytes},
-            "variant": {"train_bytes": v.train_bytes, "generate_bytes": v.generate_bytes},
-            "train_ratio": v.train_bytes / b.train_bytes if b.train_bytes else None,
-            "generate_ratio": v.generate_bytes / b.generate_bytes if b.generate_bytes else None,
-            "process_rss_peak_bytes": rss_peak_bytes,
-        },
-    }
-
-
-def _mark_identical(
-    metrics: list[MetricOutcome],
-    per_seed: list[tuple[RoleResult, RoleResult]],
-    task: Task,
-) -> list[MetricOutcome]:
-    """Set `identical_to` on each per-example metric whose paired differences (every seed's)
-    equal an earlier metric's exactly: the same test must not count twice in the BH family."""
-    columns: dict[str, list[np.ndarray]] = {}
-    for m in metrics:
-        if task.metric(m.metric).corpus_level:
-            continue
-        diffs = [
-            np.subtract(v.column(m.metric), b.column(m.metric), dtype=float) for b, v in per_seed
-        ]
-        for earlier, other in columns.items():
-            if all(np.array_equal(x, y) for x, y in zip(diffs, other, strict=True)):
-                m.identical_to = earlier
-                break
-        else:
-            columns[m.metric] = diffs
-    return metrics
-
-
 class ExperimentRunner:
     def __init__(
         self,
@@ -330,175 +213,16 @@ class ExperimentRunner:
     def run_experiment(
         self, loaded: LoadedSpec, frozen: FrozenPlan | None = None
     ) -> ExperimentOutcome:
-        """Both arms for every seed, measured and compared; the verdict is left to the batch.
+        """The experiment under its protocol (`engine.protocols`); the verdict is left to the
+        batch.
 
         `frozen`: the plan frozen when the job was queued; without one (a direct call) it is
         resolved from this runner's settings and options. Unfinished runs are closed by the
         caller (the job layer knows whether this was a cancel, a stopped worker or a failure).
         """
-        spec = loaded.spec
-        frozen = frozen or freeze_plan(spec, self.settings, self.options)
+        frozen = frozen or freeze_plan(loaded.spec, self.settings, self.options)
         self._frozen = frozen
-        plan = frozen.experiment
-        experiment = queries.get_or_create_experiment(
-            self.store,
-            spec.experiment_name,
-            spec.canonical_json(),
-            spec.spec_hash(),
-            str(loaded.path),
-        )
-        # generated before any run exists: each run records the eval set it is scored on
-        task, train, evals = load_data(loaded, plan)  # same examples for every seed
-        reused: dict[tuple[int, str], tuple[Run, dict]] = {}
-        run_ids: dict[tuple[int, str], int] = {}
-        for seed in plan.seeds:
-            for role in ("baseline", "variant"):
-                record = ArmRecord.of(
-                    frozen,
-                    adapter_key(role, loaded, plan, seed, frozen.pretrain),
-                    evals,
-                    self.device.type,
-                )
-                # a variant warm-started from its baseline is only as reusable as that baseline
-                warm = role == "variant" and spec.bem_config.warm_starts_from_baseline
-                blocked = (
-                    "it was warm-started from a baseline that is trained again"
-                    if warm and (seed, "baseline") not in reused
-                    else None
-                )
-                found = self._reusable_run(role, seed, record, loaded, evals, blocked)
-                if found is not None:
-                    done, _ = found
-                    reused[seed, role] = found
-                    assert done.id is not None
-                    run_ids[seed, role] = done.id
-                    continue
-                run = queries.create_run(
-                    self.store,
-                    experiment_id=experiment.id,
-                    invocation_id=self.invocation_id,
-                    role=role,
-                    seed=seed,
-                    quick=self.options.quick,
-                    device=str(self.device),
-                    total_steps=plan.steps,
-                    job_id=self.job.job_id if self.job else None,
-                    attempt=self.job.attempt if self.job else 1,
-                    adapter_key=record.adapter_key,
-                    plan_json=record.to_json(),
-                )
-                assert run.id is not None
-                run_ids[seed, role] = run.id
-        first = plan.seeds[0]
-        # device-wide NVML sampling (~10 Hz) for the whole experiment when CUDA is in use;
-        # on CPU it only watches RSS and the GPU fields stay "unavailable"
-        gpu_watch = PeakMemory(self.device)
-        gpu_watch.__enter__()
-        try:
-            base = self._base_model(spec.model.base_model)
-            results: dict[tuple[int, str], RoleResult] = {}
-            for seed in plan.seeds:
-                for role in ("baseline", "variant"):
-                    if (seed, role) in reused:
-                        results[seed, role] = self._reload(
-                            *reused[seed, role], loaded, base, task, evals
-                        )
-                        continue
-                    results[seed, role] = self._train_and_evaluate(
-                        role,
-                        run_ids[seed, role],
-                        loaded,
-                        plan,
-                        base,
-                        task,
-                        train,
-                        evals,
-                        seed,
-                        warm_start=(
-                            results[seed, "baseline"].adapter_path
-                            if role == "variant" and spec.bem_config.warm_starts_from_baseline
-                            else None
-                        ),
-                    )
-                    if seed != first:
-                        results[seed, role].model = None  # only the first seed's are timed
-            arms = self._check_arms(spec.experiment_name, results, evals)
-            kv = {
-                role: self._kv_check(results[first, role].model, base, evals, loaded)
-                for role in ("baseline", "variant")
-            }
-            latency, pregen = self._latency(
-                results[first, "baseline"].model,
-                results[first, "variant"].model,
-                base,
-                evals,
-                plan,
-                loaded,
-            )
-            b, v = results[first, "baseline"], results[first, "variant"]
-            memory = self._tensor_memory(
-                {"baseline": b, "variant": v}, loaded, plan, base, task, train, evals
-            )
-        finally:
-            gpu_watch.__exit__(None, None, None)
-        watched = gpu_watch.reading
-        for run_id in run_ids.values():
-            queries.update_run(  # process-wide, both arms: context beside the tensor peaks
-                self.store,
-                run_id,
-                rss_peak_bytes=watched.rss_peak_bytes if watched else None,
-                gpu_memory_used_bytes=watched.gpu_used_bytes if watched else None,
-                gpu_utilization=watched.gpu_utilization if watched else None,
-            )
-        for i, role in enumerate(("baseline", "variant")):
-            samples = latency.baseline_ms if i == 0 else latency.variant_ms
-            queries.update_run(
-                self.store,
-                run_ids[first, role],
-                latency_p50_ms=float(np.percentile(samples, 50)),
-                latency_p95_ms=float(np.percentile(samples, 95)),
-                latency_samples_json=json.dumps([round(x, 4) for x in samples]),
-                load_json=json.dumps(latency.load),
-                pregen_ms_p50=pregen[i],
-                kv_hit_rate=kv[role].hit_rate,
-            )
-        phase = self.progress.phase(
-            f"{spec.experiment_name}: statistics (BCa, tests)", len(spec.metric_names)
-        )
-        metrics = []
-        per_seed = [(results[s, "baseline"], results[s, "variant"]) for s in plan.seeds]
-        for metric in spec.metric_names:
-            metrics.append(self._metric_stats(metric, task, evals, per_seed, plan))
-            phase.advance(1, metric)
-        phase.done()
-        return ExperimentOutcome(
-            name=spec.experiment_name,
-            spec=loaded,
-            plan=plan,
-            experiment_id=experiment.id,
-            baseline_run_id=b.run_id,
-            variant_run_id=v.run_id,
-            param_ratio=v.params_trainable / b.params_trainable,
-            flop_ratio=v.flops / b.flops,
-            latency_ratio=latency.ratio,
-            kv_hit_rate=kv["variant"].hit_rate,
-            kv_hit_rate_baseline=kv["baseline"].hit_rate,
-            pregen_ms=pregen[1],
-            variant_stats=v.variant_stats,
-            baseline_stats=b.variant_stats,
-            memory_ratio=memory_ratio(memory),
-            metrics=_mark_identical(metrics, per_seed, task),
-            seed_runs=[
-                {
-                    "seed": s,
-                    "baseline_run_id": run_ids[s, "baseline"],
-                    "variant_run_id": run_ids[s, "variant"],
-                }
-                for s in plan.seeds
-            ],
-            arms=[arm.to_dict() for arm in arms],
-            costs=cost_details(latency, memory, watched.rss_peak_bytes if watched else None),
-        )
+        return get_protocol(loaded.spec.protocol_name).run(self, loaded, frozen)
 
     def _note(self, kind: str, message: str, run_id: int | None = None) -> None:
         """A line for the progress log and, under a job, its event log (the console shows it)."""
@@ -1000,35 +724,16 @@ class ExperimentRunner:
         difference. Every arm was checked (`_check_arms`) to be scored on this eval set in
         order, so position i is the same example in every arm and in the corpus statistics."""
         if task.metric(metric).corpus_level:
-            b_stats = np.mean([b.corpus_stats[metric] for b, _ in per_seed], axis=0)
-            v_stats = np.mean([v.corpus_stats[metric] for _, v in per_seed], axis=0)
-            corpus = stats.CorpusStatistic(
-                b_stats, v_stats, lambda summed, m=metric: task.corpus_score(m, summed)
+            return compare_corpus(
+                metric,
+                [b.corpus_stats[metric] for b, _ in per_seed],
+                [v.corpus_stats[metric] for _, v in per_seed],
+                lambda summed, m=metric: task.corpus_score(m, summed),
+                plan,
             )
-            seed_diffs = [
-                float(
-                    task.corpus_score(metric, v.corpus_stats[metric].sum(0, keepdims=True))[0]
-                    - task.corpus_score(metric, b.corpus_stats[metric].sum(0, keepdims=True))[0]
-                )
-                for b, v in per_seed
-            ]
-            a = b = None
-        else:
-            a = np.mean([r.column(metric) for r, _ in per_seed], axis=0)
-            b = np.mean([r.column(metric) for _, r in per_seed], axis=0)
-            corpus = None
-            seed_diffs = [
-                float(np.mean(np.subtract(v.column(metric), bl.column(metric))))
-                for bl, v in per_seed
-            ]
-        result = stats.compare(
+        return compare_paired(
             metric,
-            a,
-            b,
-            n_resamples=plan.bootstrap_samples,
-            alpha=1 - plan.confidence_level,
-            seed=plan.seed,
-            target_power=plan.target_power,
-            corpus=corpus,
+            [b.column(metric) for b, _ in per_seed],
+            [v.column(metric) for _, v in per_seed],
+            plan,
         )
-        return MetricOutcome(result, seed_diffs)

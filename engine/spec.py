@@ -130,6 +130,11 @@ class ExperimentSpec(_Strict):
     )
     model: ModelSpec = ModelSpec()
     bem_config: BemConfig
+    protocol: str | None = Field(
+        None,
+        description="how the experiment runs (engine.protocols.registry); default: what "
+        "its variant needs (A/B arms: 'ab')",
+    )
     training: TrainingSpec = TrainingSpec()
     data: DataSpec = DataSpec()
     validation: ValidationSpec = ValidationSpec()
@@ -142,6 +147,22 @@ class ExperimentSpec(_Strict):
         if value is not None and len(set(value)) != len(value):
             raise ValueError("seeds must be distinct")
         return value
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: str | None) -> str | None:
+        from engine.protocols import registry
+
+        if value is not None and value not in registry.PROTOCOLS:
+            raise ValueError(f"unknown protocol {shorten(repr(value))}; known: {registry.known()}")
+        return value
+
+    @property
+    def protocol_name(self) -> str:
+        """The protocol this experiment runs under: its own `protocol`, else its variant's."""
+        from engine.variants.registry import get_entry
+
+        return self.protocol or get_entry(self.bem_config.variant).protocol
 
     @field_validator("bem_config", mode="before")
     @classmethod
@@ -234,7 +255,9 @@ class ExperimentSpec(_Strict):
         return list(self.validation.metrics or TASK_METRICS[self.data.task])
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        # an unset protocol is left out, so specs written before the field keep their hash
+        unset = {"protocol"} if self.protocol is None else set()
+        return json.dumps(self.model_dump(mode="json", exclude=unset), sort_keys=True)
 
     def spec_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]

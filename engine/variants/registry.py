@@ -26,6 +26,7 @@ class VariantEntry:
     config_cls: type[VariantConfig]
     builder: str | None  # "module:Class" of the AdapterModel; None = not implemented yet
     description: str
+    protocol: str = "ab"  # the experiment protocol its specs run under by default
 
 
 def _name(cls: type[VariantConfig]) -> str:
@@ -35,11 +36,16 @@ def _name(cls: type[VariantConfig]) -> str:
 REGISTRY: dict[str, VariantEntry] = {}
 
 
-def register(config_cls: type[VariantConfig], builder: str | None, description: str) -> None:
+def register(
+    config_cls: type[VariantConfig],
+    builder: str | None,
+    description: str,
+    protocol: str = "ab",
+) -> None:
     name = _name(config_cls)
     if name in REGISTRY:
         raise ValueError(f"variant {name!r} registered twice")
-    REGISTRY[name] = VariantEntry(name, config_cls, builder, description)
+    REGISTRY[name] = VariantEntry(name, config_cls, builder, description, protocol)
 
 
 register(LoraConfig, "engine.variants.lora.model:StaticLoraModel", "static LoRA (baseline)")

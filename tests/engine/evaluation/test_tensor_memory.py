@@ -7,7 +7,7 @@ import torch
 
 from engine.evaluation.tensor_memory import measure_tensor_peak, resident_bytes
 from engine.gates import GateInputs, GatePolicy, evaluate_gates
-from engine.runner import memory_ratio
+from engine.protocols.ab import memory_ratio
 from engine.variants.lora.config import LoraConfig
 from engine.variants.lora.model import StaticLoraModel
 from tests.engine.variants.helpers import lm_loss, random_ids, tiny_gpt2

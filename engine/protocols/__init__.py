@@ -1,0 +1,1 @@
+"""Experiment protocols: how a spec becomes paired evidence (see `engine.protocols.base`)."""

@@ -1,0 +1,160 @@
+"""A protocol written only here, in tests/, runs through `bemctl run` and shows in every view.
+
+It compares two fixed score vectors (no model, no training): the proof that a new kind of
+experiment (a stream, a curve, a second modality) plugs in as one module plus one registry
+entry, with the statistics, the BH family, the gates, the verdict, the store, the reports and
+the console shared.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.arms import ArmRecord, ScoredArm, ids_fingerprint
+from engine.outcome import ExperimentOutcome
+from engine.protocols import registry
+from engine.protocols.base import ExperimentProtocol
+from engine.protocols.evidence import compare_paired
+from store import queries
+
+N = 200
+
+
+def _fixed_columns() -> tuple[list[float], list[float]]:
+    """The variant answers 40 more of 200 right than the baseline, 10 fewer elsewhere."""
+    baseline = [1.0 if i % 4 == 0 else 0.0 for i in range(N)]
+    variant = list(baseline)
+    flipped_up = [i for i in range(N) if baseline[i] == 0.0][:40]
+    flipped_down = [i for i in range(N) if baseline[i] == 1.0][:10]
+    for i in flipped_up:
+        variant[i] = 1.0
+    for i in flipped_down:
+        variant[i] = 0.0
+    return baseline, variant
+
+
+class FixedScoresProtocol(ExperimentProtocol):
+    name = "fixed_scores"
+    description = "two fixed score vectors, compared"
+
+    def run(self, runner, loaded, frozen) -> ExperimentOutcome:
+        spec, plan, store = loaded.spec, frozen.experiment, runner.store
+        experiment = queries.get_or_create_experiment(
+            store, spec.experiment_name, spec.canonical_json(), spec.spec_hash(), str(loaded.path)
+        )
+        ids = [f"fixed-{i:03d}" for i in range(N)]
+        columns = dict(zip(("baseline", "variant"), _fixed_columns(), strict=True))
+        run_ids, arms = {}, []
+        for role, column in columns.items():
+            # what every protocol records of its arms: the decision refuses a comparison
+            # whose arms differ in anything but the variant, from these records
+            record = ArmRecord(
+                frozen.experiment_dict(),
+                frozen.pretrain,
+                f"fixed-{role}",
+                ids_fingerprint(ids),
+                N,
+                "cpu",
+            )
+            run = queries.create_run(
+                store,
+                experiment_id=experiment.id,
+                invocation_id=runner.invocation_id,
+                role=role,
+                seed=plan.seed,
+                quick=runner.options.quick,
+                device="cpu",
+                total_steps=0,
+                job_id=runner.job.job_id if runner.job else None,
+                attempt=runner.job.attempt if runner.job else 1,
+                plan_json=record.to_json(),
+            )
+            queries.mark_run_running(store, run.id)
+            pairs = list(zip(ids, column, strict=True))
+            scores = {i: {m: v for m in spec.metric_names} for i, v in pairs}
+            predictions = [(i, str(v), [str(v)], None) for i, v in pairs]
+            queries.record_evaluation(store, run.id, scores, predictions, order=ids)
+            queries.update_run(store, run.id, params_total=1, params_trainable=1)
+            queries.mark_run_finished(store, run.id, "succeeded")
+            run_ids[role] = run.id
+            arms.append(ScoredArm(run.id, role, plan.seed, record, ids_fingerprint(ids), N))
+        metrics = [
+            compare_paired(m, [columns["baseline"]], [columns["variant"]], plan)
+            for m in spec.metric_names[:1]
+        ]
+        return ExperimentOutcome(
+            name=spec.experiment_name,
+            spec=loaded,
+            plan=plan,
+            experiment_id=experiment.id,
+            baseline_run_id=run_ids["baseline"],
+            variant_run_id=run_ids["variant"],
+            param_ratio=1.0,
+            flop_ratio=1.0,
+            latency_ratio=None,
+            memory_ratio=None,
+            metrics=metrics,
+            seed_runs=[{"seed": plan.seed, **{f"{r}_run_id": run_ids[r] for r in run_ids}}],
+            arms=[arm.to_dict() for arm in arms],
+        )
+
+
+@pytest.fixture
+def fixed_protocol(project: Path):
+    registry.register(
+        "fixed_scores", f"{__name__}:FixedScoresProtocol", FixedScoresProtocol.description
+    )
+    spec = yaml.safe_load((project / "experiments" / "v1_dynrank.yml").read_text())
+    spec["experiment_name"] = "fixed_demo"
+    spec["protocol"] = "fixed_scores"
+    spec["validation"] = {"metrics": ["exact_match"]}
+    (project / "experiments" / "fixed_demo.yml").write_text(yaml.safe_dump(spec))
+    yield project
+    registry.unregister("fixed_scores")
+
+
+def test_a_protocol_from_tests_runs_and_reaches_every_report(fixed_protocol: Path, cli) -> None:
+    result = cli("run", "fixed_demo", "--quick")
+    assert result.code == 0, result.err
+    assert "fixed_demo" in result.out
+    assert "train baseline" not in result.err  # nothing trained: the protocol's own flow
+
+    [record] = json.loads(cli("report", "fixed_demo", "--format", "json").out)
+    interval = record["statistical_validation"]["bca_bootstrap"]["exact_match"]
+    assert interval["estimate"] == pytest.approx(30 / N)  # 40 up, 10 down
+    assert record["acceptance_decision"]["overall_verdict"]
+    for fmt, needle in (("md", "fixed_demo"), ("html", "fixed_demo"), ("csv", "fixed_demo")):
+        out = cli("report", "fixed_demo", "--format", fmt)
+        assert out.code == 0, out.err
+        assert needle in out.out
+        assert "+0.15" in out.out or "0.15" in out.out  # the mean difference, 30 / 200
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # Textual runs on asyncio
+
+
+@pytest.fixture
+def fixed_ran(fixed_protocol: Path, cli) -> Path:
+    assert cli("run", "fixed_demo", "--quick").code == 0
+    return fixed_protocol
+
+
+@pytest.mark.anyio
+async def test_the_console_shows_the_protocols_verdict(fixed_ran: Path) -> None:
+    from bemctl.tui.app import BemctlApp
+    from bemctl.tui.widgets.verdict_badge import VerdictBadge
+    from engine.settings import load_settings
+    from tests.bemctl.tui.helpers import wait_for
+
+    app = BemctlApp(load_settings())
+    async with app.run_test(size=(150, 40)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.screen.query(VerdictBadge), "a verdict badge")
+        [badge] = app.screen.query(VerdictBadge)
+        assert badge.verdict
