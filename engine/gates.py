@@ -48,7 +48,7 @@ class GateInputs:
     memory_budget: float
     kv_hit_rate: float | None = None  # variant's share of cached K/V entries still valid
     kv_hit_rate_baseline: float | None = None
-    router: dict | None = None  # the router's own measurements (engine.router.gate_measures)
+    router: dict | None = None  # the router's own measurements (its gate_measures)
     latency_interval: tuple[float, float] | None = None  # the p50 ratio's bootstrap interval
     latency_rounds: int | None = None
     memory_detail: str | None = None  # which phase's ratio `memory_ratio` is, and both

@@ -422,7 +422,7 @@ class ExperimentRunner:
         queries.mark_run_running(self.store, run_id)
         model = self._build(role, loaded, base, seed)
         queries.update_run(  # what its step rows measure (None: language-model loss)
-            self.store, run_id, curve_quantity=getattr(model, "curve_quantity", None)
+            self.store, run_id, curve_quantity=model.curve_quantity
         )
         total, trainable = model.parameter_counts()
         source = None
@@ -447,10 +447,8 @@ class ExperimentRunner:
         )
         if source is not None:
             n_steps = 0  # nothing to train: the adapter comes from `source`
-        elif hasattr(model, "training_steps"):
-            n_steps = model.training_steps(tplan)
         else:
-            n_steps = plan.steps
+            n_steps = model.training_steps(tplan)
         if n_steps != plan.steps:
             queries.update_run(self.store, run_id, total_steps=n_steps)
         phase = self.progress.phase(f"{spec.experiment_name}: train {role} (seed {seed})", n_steps)
@@ -462,7 +460,6 @@ class ExperimentRunner:
             phase.advance(1, f"loss {loss:.3f}")  # a cancel is noticed here, between steps
 
         try:
-            train_arm = getattr(model, "train_arm", None)  # staged training (the router)
             if source is not None:
                 assert source.adapter_path is not None
                 model.load_trainable_state_dict(_load_adapter(Path(source.adapter_path)))
@@ -472,8 +469,8 @@ class ExperimentRunner:
                     f"{spec.experiment_name} {role}: adapter taken from run {source.id} "
                     f"(trained identically before), not retrained"
                 )
-            elif train_arm is not None:
-                train_arm(
+            elif model.has_own_training:  # staged training (the router)
+                model.train_arm(
                     base.tokenizer, task, train, tplan, self.device, on_step, self.progress.log
                 )
             else:
@@ -559,16 +556,15 @@ class ExperimentRunner:
         switch rate, projections, overlap, evidence monotonicity; V2's gate movement), plus
         the routing dynamics of every variant that routes per position (V1, the router:
         `engine.evaluation.dynamics`, under "dynamics"); None for the others."""
-        measure = getattr(model, "variant_statistics", None)
-        routes = hasattr(model, "routing_decisions")
-        if measure is None and not routes:
+        routes = model.routes
+        if not model.has_variant_statistics and not routes:
             return None
         spec = loaded.spec
         phase = self.progress.phase(f"{spec.experiment_name}: variant statistics", 1)
         result: dict = {}
-        if measure is not None:
+        if model.has_variant_statistics:
             predictions = {example_id: text for example_id, text, _, _ in out.predictions}
-            result = measure(
+            result = model.variant_statistics(
                 base.tokenizer,
                 task,
                 evals,

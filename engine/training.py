@@ -106,14 +106,12 @@ def training_loss(
     """One batch's training objective: answer-token cross-entropy plus the variant's
     auxiliary loss. Shared by training and by the tensor-memory probe of a training step.
 
-    Optional model hooks: `set_batch_extras(list[dict])` receives the batch's per-example
-    extras (e.g. V2's relevant passage) before the forward; `auxiliary_loss()` after the
-    forward returns a tensor added to the loss (or None).
+    The model's hooks (`engine.variants.base.AdapterModel`, defaults there):
+    `set_batch_extras(list[dict])` receives the batch's per-example extras (e.g. V2's relevant
+    passage) before the forward; `auxiliary_loss()` after the forward returns a tensor added
+    to the loss (or None).
     """
-    set_extras = getattr(model, "set_batch_extras", None)
-    auxiliary = getattr(model, "auxiliary_loss", None)
-    if set_extras is not None:
-        set_extras(list(extras))
+    model.set_batch_extras(list(extras))
     logits = model(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
@@ -124,7 +122,7 @@ def training_loss(
         batch["labels"][:, 1:].reshape(-1),
         ignore_index=IGNORE,
     )
-    aux = auxiliary() if auxiliary is not None else None
+    aux = model.auxiliary_loss()
     return loss if aux is None else loss + aux
 
 
@@ -138,15 +136,14 @@ def train_adapter(
 ) -> float:
     """Train the trainable parameters on (prompt, target[, extras]) items; returns the last loss.
 
-    The loss is `training_loss` (with its optional hooks); `after_optimizer_step()` runs after
-    every step if the model has it (e.g. V3's clamp).
+    The loss is `training_loss` (with its hooks); the model's `after_optimizer_step()` runs
+    after every step (e.g. V3's clamp; a no-op by default).
     The forward gets each row's `prompt_lengths` (where its prompt ends), as generation's
     prefill does, so prompt-routed variants train on the routing they run with.
     """
     torch.manual_seed(plan.seed)
     encoded = [encode_example(tokenizer, item[0], item[1], plan.max_length) for item in examples]
     extras = [item[2] if len(item) > 2 else {} for item in examples]
-    after_step = getattr(model, "after_optimizer_step", None)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=plan.learning_rate, weight_decay=plan.weight_decay)
     model.train()
@@ -170,8 +167,7 @@ def train_adapter(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, plan.gradient_clip)
         optimizer.step()
-        if after_step is not None:
-            after_step()
+        model.after_optimizer_step()
         if on_step is not None:
             on_step(step + 1, loss_value, lr, time.perf_counter() - started)
     model.eval()

@@ -26,9 +26,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
+
+if TYPE_CHECKING:
+    from engine.variants.base import AdapterModel
 
 STATIC_SHARE = 0.99  # one mask/action for at least this share of tokens = static routing
 
@@ -58,24 +61,25 @@ def _keys(routing: torch.Tensor) -> list[bytes]:
 
 @torch.no_grad()
 def routing_dynamics(
-    model: nn.Module, sequences: Sequence[tuple[Sequence[int], int]], device: torch.device
+    model: AdapterModel, sequences: Sequence[tuple[Sequence[int], int]], device: torch.device
 ) -> dict | None:
     """Dynamics of `model`'s routing over `sequences` ((ids fed, prompt length) per evaluated
-    example); None for a model without per-position routing (`routing_decisions`)."""
-    decide = getattr(model, "routing_decisions", None)
-    if decide is None or not sequences:
+    example); None for a model without per-position routing (`AdapterModel.routes` False)."""
+    if not model.routes or not sequences:
         return None
     counts = {"all": Counter(), "prompt": Counter(), "generated": Counter()}
     for ids, prompt_length in sequences:
         x = torch.tensor([list(ids)], device=device)
-        used = decide(x, prompt_lengths=torch.tensor([prompt_length], device=device))[0]
+        used = model.routing_decisions(
+            x, prompt_lengths=torch.tensor([prompt_length], device=device)
+        )[0]
         keys = _keys(used)
         counts["all"].update(keys)
         counts["prompt"].update(keys[:prompt_length])
         counts["generated"].update(keys[prompt_length:])
     summary = {part: distribution(c) for part, c in counts.items()}
     return {
-        "unit": getattr(model, "routing_unit", "routing"),
+        "unit": model.routing_unit,
         "sequences": len(sequences),
         **summary,
         "static": bool(summary["all"]["static"]),

@@ -6,19 +6,22 @@ decode with the cache while the variant logs the routing it applied to each posi
 route the finished sequence in one pass (told where its prompt ends, as training is: prompt
 chunks are routed from the prompt at prefill); every position whose routing differs is a
 cached entry that would have had to be recomputed. Variants without per-position routing (the
-static baseline) have nothing to invalidate: hit rate 1.
+static baseline; `AdapterModel.routes` False) have nothing to invalidate: hit rate 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from engine.evaluation.generation import greedy_generate
 from engine.models.tokenizer import TextTokenizer
+
+if TYPE_CHECKING:
+    from engine.variants.base import AdapterModel
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class KVCacheCheck:
 
 
 def kv_cache_check(
-    model: nn.Module,
+    model: AdapterModel,
     tokenizer: TextTokenizer,
     prompts: Sequence[str],
     max_new_tokens: int,
@@ -40,7 +43,6 @@ def kv_cache_check(
     max_length: int,
 ) -> KVCacheCheck:
     positions = recomputed = 0
-    decide = getattr(model, "routing_decisions", None)
     for prompt in prompts:
         routing: dict = {"trace": []}
         greedy_generate(
@@ -54,12 +56,12 @@ def kv_cache_check(
             routing=routing,
         )
         ids = routing["ids"]
-        if decide is None or not routing["trace"]:
+        if not model.routes or not routing["trace"]:
             positions += ids.shape[1] - 1  # the last token is never fed back
             continue
         used = torch.cat(routing["trace"], dim=1)[0]
         prompt = torch.tensor([routing["prompt_length"]], device=ids.device)
-        fresh = decide(ids[:, : used.shape[0]], prompt_lengths=prompt)[0]
+        fresh = model.routing_decisions(ids[:, : used.shape[0]], prompt_lengths=prompt)[0]
         changed = (used != fresh).flatten(1).any(dim=1)
         positions += used.shape[0]
         recomputed += int(changed.sum())

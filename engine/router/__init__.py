@@ -7,7 +7,7 @@
 - gae / trust_region: AR1's advantages and KL-bounded policy-gradient update
 - bc: AR0's behavioural cloning of oracle traces
 
-The training stages (training, experts, oracle, pg, data) are the exception: they drive a
-`RouterModel` on a task (teacher-forced experts, oracle traces, AR0, AR1), still without any
-store or runner code.
+Nothing here imports `engine.variants` (tests/test_layering.py checks it): the training stages
+that drive a `RouterModel` on a task (arm, training, experts, oracle, pg, data, and the gate
+measures) live with the model in `engine.variants.router`, which imports this package.
 """

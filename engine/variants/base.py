@@ -86,7 +86,52 @@ def inject_lora(model: nn.Module, config: VariantConfig) -> dict[str, LoraLayer]
 
 
 class AdapterModel(nn.Module):
-    """Frozen base LM + adapters. Subclasses set per-forward state in `prepare(...)`."""
+    """Frozen base LM + adapters. Subclasses set per-forward state in `prepare(...)`.
+
+    The variant contract (in the manner of peft's `LoraVariant`): every hook the training
+    loop, the evaluation and the runner call is declared here with a default, and callers
+    call it unconditionally (no probing with getattr/hasattr). A variant overrides what it
+    needs:
+
+    - `set_batch_extras(extras)`: the batch's per-example extras before the training forward
+      (default: ignored)
+    - `auxiliary_loss()`: a term added to the training loss after the forward (default None)
+    - `after_optimizer_step()`: runs after every optimiser step (default: nothing)
+    - `routes` / `routing_decisions(all_ids, prompt_lengths)` / `routing_unit`: per-position
+      routing, for the KV-cache check and the routing dynamics (default: does not route,
+      `routing_decisions` returns None)
+    - `curve_quantity`: what the step rows measure (default None: the language-model loss)
+    - `training_steps(plan)`: the step rows the arm's training writes (default plan.steps)
+    - `has_own_training` / `train_arm(...)`: staged training instead of the standard loop
+      (default: the runner's standard loop; `train_arm` refuses)
+    - `has_variant_statistics` / `variant_statistics(...)`: what the variant measures about
+      itself after evaluation (default: nothing, None)
+
+    The flags must agree with the overrides: a subclass overriding `routing_decisions`,
+    `train_arm` or `variant_statistics` without setting the flag (or the reverse) is refused
+    when the class is defined.
+    """
+
+    routes: bool = False  # True: `routing_decisions` returns each position's routing
+    routing_unit: str = "routing"  # what the dynamics report counts (engine.evaluation.dynamics)
+    has_own_training: bool = False  # True: the runner trains the arm with `train_arm`
+    has_variant_statistics: bool = False  # True: `variant_statistics` measures something
+
+    _FLAGGED_HOOKS = (
+        ("routes", "routing_decisions"),
+        ("has_own_training", "train_arm"),
+        ("has_variant_statistics", "variant_statistics"),
+    )
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for flag, hook in AdapterModel._FLAGGED_HOOKS:
+            overridden = getattr(cls, hook) is not getattr(AdapterModel, hook)
+            if overridden != bool(getattr(cls, flag)):
+                raise TypeError(
+                    f"{cls.__name__}: {flag} = {getattr(cls, flag)} but {hook} is "
+                    f"{'overridden' if overridden else 'the default'}; set both or neither"
+                )
 
     def __init__(self, base_model: nn.Module, config: VariantConfig) -> None:
         super().__init__()
@@ -157,6 +202,48 @@ class AdapterModel(nn.Module):
 
     def delta_weights(self) -> dict[str, torch.Tensor]:
         return {name: layer.delta_weight() for name, layer in self.lora_layers.items()}
+
+    # -- the variant contract: hooks with their defaults (see the class docstring) ---------
+    def set_batch_extras(self, extras: list[dict]) -> None:
+        """The training batch's per-example extras (task features), before its forward;
+        the default ignores them."""
+
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        """A term added to the training loss after the forward; None (the default): none."""
+        return None
+
+    def after_optimizer_step(self) -> None:
+        """Runs after every optimiser step of the training loop; the default does nothing."""
+
+    def routing_decisions(
+        self, all_ids: torch.Tensor, prompt_lengths: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """(B, T, ...) routing every position of `all_ids` gets when the whole sequence is
+        routed at once; None (the default, `routes` False): no per-position routing."""
+        return None
+
+    @property
+    def curve_quantity(self) -> str | None:
+        """What the arm's step rows measure (run.curve_quantity); None (the default): the
+        language-model loss."""
+        return None
+
+    def training_steps(self, plan) -> int:
+        """Step rows this arm's training writes; the default: the plan's steps."""
+        return plan.steps
+
+    def train_arm(self, tokenizer, task, train, plan, device, on_step=None, log=None) -> float:
+        """Staged training of this arm, called by the runner instead of the standard loop
+        (`engine.training.train_adapter`) when `has_own_training` is True; returns the last
+        loss. The default has none and refuses."""
+        raise NotImplementedError(f"{type(self).__name__} has no staged training")
+
+    def variant_statistics(
+        self, tokenizer, task, examples, predictions, device, **settings
+    ) -> dict | None:
+        """What the variant measures about itself after evaluation (JSON-ready), called when
+        `has_variant_statistics` is True; None (the default): nothing."""
+        return None
 
     def parameter_counts(self) -> tuple[int, int]:
         """(total, trainable), counting the frozen base too."""

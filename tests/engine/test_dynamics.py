@@ -13,6 +13,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from engine.evaluation.dynamics import STATIC_SHARE, distribution, gate_movement, routing_dynamics
 from engine.variants.dynrank.config import DynamicRankConfig
 from engine.variants.dynrank.model import DynamicRankModel
+from engine.variants.lora.config import LoraConfig
+from engine.variants.lora.model import StaticLoraModel
 
 CPU = torch.device("cpu")
 
@@ -40,8 +42,10 @@ def test_one_key_is_static_with_zero_entropy_and_empty_is_undefined() -> None:
 
 
 class _Coded(torch.nn.Module):
-    """Routes position t of a sequence to action t // 3 after the prompt, 0 inside it."""
+    """Routes position t of a sequence to action t // 3 after the prompt, 0 inside it (the
+    routing part of the variant contract, `AdapterModel`)."""
 
+    routes = True
     routing_unit = "action"
 
     def routing_decisions(self, ids: torch.Tensor, prompt_lengths: torch.Tensor) -> torch.Tensor:
@@ -62,7 +66,12 @@ def test_routing_dynamics_split_prompt_and_generated_tokens() -> None:
 
 
 def test_models_without_per_position_routing_have_no_dynamics() -> None:
-    assert routing_dynamics(torch.nn.Linear(1, 1), [([1, 2], 1)], CPU) is None
+    static = StaticLoraModel(
+        GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=259)),
+        LoraConfig(rank_dimension=2),
+    )
+    assert not static.routes and static.routing_decisions(torch.tensor([[1, 2]])) is None
+    assert routing_dynamics(static, [([1, 2], 1)], CPU) is None
     assert routing_dynamics(_Coded(), [], CPU) is None
 
 

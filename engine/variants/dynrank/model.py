@@ -70,7 +70,9 @@ def chunk_features(
 
 class DynamicRankModel(AdapterModel):
     config: DynamicRankConfig
+    routes = True  # per-position masks (`routing_decisions`)
     routing_unit = "mask"  # what the dynamics report counts (engine.evaluation.dynamics)
+    has_variant_statistics = True  # gate movement
 
     def __init__(self, base_model: nn.Module, config: DynamicRankConfig) -> None:
         super().__init__(base_model, config)

@@ -34,6 +34,14 @@ class GateShapingConfig(VariantConfig):
     )
     ranker_dim: int = Field(8, ge=1, le=256, description="projection width of the re-ranker")
     newline_token_id: int = Field(10, ge=0, description="token id that ends a line (byte 10)")
+    focus_gain: float = Field(
+        10.0,
+        gt=0,
+        description="evidence focus s = focus_gain · focus: the focus's effective step size",
+    )
+    min_temperature: float = Field(
+        0.1, gt=0, lt=1, description="floor of the head-group gates' learned temperature"
+    )
 
     def model_problems(self, heads: int | None) -> list[str]:
         if heads is not None and self.head_groups > heads:

@@ -7,8 +7,9 @@ head outputs, which is exactly the group's contribution to the projection's outp
 
 Each gate is 2·sigmoid((w·f + b) / τ) with f the ranking features (margin, entropy): inside
 (0, 2), and exactly 1 at init because w and b start at zero, so the variant starts at its
-static-LoRA baseline. τ is a learned temperature per (layer, group), floored at 0.1 (as in the
-design's clamp): it calibrates how sharply each group reacts to the same evidence.
+static-LoRA baseline. τ is a learned temperature per (layer, group), floored at
+`min_temperature` (the config's, default 0.1, as in the design's clamp): it calibrates how
+sharply each group reacts to the same evidence.
 """
 
 from __future__ import annotations
@@ -18,21 +19,28 @@ import math
 import torch
 from torch import nn
 
-MIN_TEMPERATURE = 0.1
-
 
 class HeadGroupGates(nn.Module):
     """(B, F) ranking features -> (B, n_layers, n_groups) gates in (0, 2), 1 at init."""
 
-    def __init__(self, n_layers: int, n_groups: int, n_features: int, dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        n_layers: int,
+        n_groups: int,
+        n_features: int,
+        dtype: torch.dtype,
+        *,
+        min_temperature: float,
+    ) -> None:
         super().__init__()
+        self.min_temperature = min_temperature
         self.weight = nn.Parameter(torch.zeros(n_layers, n_groups, n_features, dtype=dtype))
         self.bias = nn.Parameter(torch.zeros(n_layers, n_groups, dtype=dtype))
-        start = math.log(1.0 - MIN_TEMPERATURE)  # τ = 1 at init
+        start = math.log(1.0 - min_temperature)  # τ = 1 at init
         self.log_temperature = nn.Parameter(torch.full((n_layers, n_groups), start, dtype=dtype))
 
     def temperature(self) -> torch.Tensor:
-        return MIN_TEMPERATURE + self.log_temperature.exp()
+        return self.min_temperature + self.log_temperature.exp()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         n_layers, n_groups, n_features = self.weight.shape

@@ -13,13 +13,13 @@ position on:
   scores (`position_bias` of the sdpa attention, passed by a forward pre-hook on the
   attention module). The top-ranked passage and every token outside the passages keep
   bias 0; with s > 0 a group attends less to the passages the re-ranker ranks low, with s < 0
-  more. s = FOCUS_GAIN · focus, focus starting at 0.
+  more. s = `focus_gain` · focus (config, default 10), focus starting at 0.
 
 Why the focus: on `retrieval_qa` the answer is a value to copy from the one relevant passage
 among four, which a scale on a head group's output cannot point at. Measured before it (quick
 run, seed 0): gates mean |g - 1| 0.014 (max 0.067) and the variant gave the baseline's answer
 on 119 of 120 prompts (0 discordant pairs, EM 0.100 both). The focus acts where the task needs
-it: which passage the copying heads read. Why FOCUS_GAIN: focus is a bias scale that has to
+it: which passage the copying heads read. Why `focus_gain`: focus is a bias scale that has to
 travel to O(1) for an effect, and the shared AdamW step (lr ~2e-3, ~lr per step) would take
 it ~0.2 in a 100-step quick run; the gain gives it the step size of an O(1) quantity, as a
 learning-rate multiplier would. At init (focus 0, gates 1) the variant is exactly its
@@ -68,7 +68,6 @@ from store.errors import BemctlError
 
 CACHE_KEY = "gate_shaping"
 PREGEN_KEY = "pregen_ms"
-FOCUS_GAIN = 10.0  # s = FOCUS_GAIN · focus: focus's effective step size (module doc)
 
 
 @dataclass
@@ -88,6 +87,7 @@ class SequenceRouting:
 
 class GateShapingModel(AdapterModel):
     config: GateShapingConfig
+    has_variant_statistics = True  # gate movement, focus, re-ranker, answers changed
 
     def __init__(self, base_model: nn.Module, config: GateShapingConfig) -> None:
         super().__init__(base_model, config)
@@ -117,7 +117,9 @@ class GateShapingModel(AdapterModel):
         self.register_buffer("head_group", head_group, persistent=False)
         dtype = embeddings.weight.dtype
         self.reranker = PassageReranker(embeddings.embedding_dim, config.ranker_dim, dtype)
-        self.gates = HeadGroupGates(len(projections), config.head_groups, 2, dtype)
+        self.gates = HeadGroupGates(
+            len(projections), config.head_groups, 2, dtype, min_temperature=config.min_temperature
+        )
         self.focus = nn.Parameter(torch.zeros(len(projections), config.head_groups, dtype=dtype))
         config_of = base_model.config
         self.max_positions = int(
@@ -158,7 +160,7 @@ class GateShapingModel(AdapterModel):
 
     def focus_strength(self) -> torch.Tensor:
         """(n_layers, head_groups) s of the evidence focus."""
-        return FOCUS_GAIN * self.focus
+        return self.config.focus_gain * self.focus
 
     # ------------------------------------------------------------------ routing
 

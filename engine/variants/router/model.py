@@ -74,7 +74,10 @@ class DecisionRecord(NamedTuple):
 
 class RouterModel(AdapterModel):
     config: RouterConfig
+    routes = True  # per-position actions (`routing_decisions`)
     routing_unit = "action"  # what the dynamics report counts (engine.evaluation.dynamics)
+    has_own_training = True  # staged: experts, oracle, BC (AR0); policy gradient (AR1)
+    has_variant_statistics = True  # the router gates' measurements
 
     def __init__(self, base_model: nn.Module, config: RouterConfig) -> None:
         k, r = config.n_experts, config.rank_dimension
@@ -128,7 +131,7 @@ class RouterModel(AdapterModel):
     def train_arm(self, tokenizer, task, train, plan, device, on_step=None, log=None) -> float:
         """The runner's training entry for this arm: AR0 = experts, oracle traces, BC;
         AR1 = policy-gradient rounds from the AR0 state the runner loaded first."""
-        from engine.router.arm import train_pg_arm, train_router_arm
+        from engine.variants.router.arm import train_pg_arm, train_router_arm
 
         stage = train_pg_arm if self.config.warm_starts_from_baseline else train_router_arm
         return stage(self, tokenizer, task, train, plan, device, on_step, log)
@@ -138,15 +141,13 @@ class RouterModel(AdapterModel):
         """What this arm's step rows measure (run.curve_quantity; reports plot each quantity
         on its own axis): AR1 logs a row per policy-gradient round, AR0's expert stage the
         language-model loss plus the orthogonality penalty."""
-        from engine.router.arm import ORTHOGONALITY_WEIGHT
-
         if self.config.warm_starts_from_baseline:
             return "policy objective (−mean reward)"
-        return f"LM loss + {ORTHOGONALITY_WEIGHT:g} × expert orthogonality penalty"
+        return f"LM loss + {self.config.orthogonality_weight:g} × expert orthogonality penalty"
 
     def training_steps(self, plan) -> int:
         """Step rows this arm's training writes (AR1: one per round)."""
-        from engine.router.arm import pg_rounds
+        from engine.variants.router.arm import pg_rounds
 
         if self.config.warm_starts_from_baseline:
             return pg_rounds(self.config, plan)
@@ -222,7 +223,7 @@ class RouterModel(AdapterModel):
         the graph, as before. `self.projections` therefore records one check per *computed*
         mask: during inference that is per (layer, setting, weights), not per sequence or
         forward that applies it (the gate's projection counts come from
-        `engine.router.gate_measures`, not from this counter).
+        `engine.variants.router.gate_measures`, not from this counter).
         """
         cache = self._layer_cache(layer_name)
         setting = ("mask", action.expert, action.rank_budget, action.bias_scale)
@@ -428,7 +429,7 @@ class RouterModel(AdapterModel):
     def variant_statistics(
         self, tokenizer, task, examples, predictions, device, **settings
     ) -> dict:
-        """The router gates' measurements after evaluation (engine.router.gate_measures)."""
-        from engine.router.gate_measures import router_statistics
+        """The router gates' measurements after evaluation (`gate_measures`)."""
+        from engine.variants.router.gate_measures import router_statistics
 
         return router_statistics(self, tokenizer, task, examples, predictions, device, **settings)

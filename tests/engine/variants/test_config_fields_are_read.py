@@ -2,9 +2,9 @@
 field of its config (V1's `head_groups` was once accepted and silently unused).
 
 A static check, so it costs nothing: every field must appear as an attribute read
-(`.field`) in the variant's own package, the code it shares (engine/variants/*.py) or its
-training stages (the router's engine/router/). Variants whose engine has not landed are
-refused by `bemctl run` ("not implemented yet") and are left out.
+(`.field`) in the variant's own package (the router's training stages included) or the code
+it shares (engine/variants/*.py). Variants whose engine has not landed are refused by
+`bemctl run` ("not implemented yet") and are left out.
 """
 
 from __future__ import annotations
@@ -18,14 +18,11 @@ from engine.variants.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[3]
 SHARED = sorted((ROOT / "engine" / "variants").glob("*.py"))
-EXTRA = {"agentic_router_bc": ["engine/router"], "agentic_router_pg": ["engine/router"]}
 
 
 def _sources(name: str, builder: str) -> str:
     package = ROOT / Path(*builder.split(":")[0].split(".")[:-1])
     files = [*package.glob("*.py"), *SHARED]
-    for extra in EXTRA.get(name, []):
-        files += (ROOT / extra).glob("*.py")
     return "\n".join(f.read_text() for f in files)
 
 

@@ -132,7 +132,9 @@ def test_identity_at_init_equals_static_lora() -> None:
 
 
 def test_gates_stay_in_range_however_large_the_controller() -> None:
-    gates = HeadGroupGates(n_layers=3, n_groups=4, n_features=2, dtype=torch.float32)
+    gates = HeadGroupGates(
+        n_layers=3, n_groups=4, n_features=2, dtype=torch.float32, min_temperature=0.1
+    )
     with torch.no_grad():
         gates.weight.normal_(0, 1e4)
         gates.bias.normal_(0, 1e4)

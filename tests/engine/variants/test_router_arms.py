@@ -23,7 +23,14 @@ def test_ar1_baseline_is_ar0_built_exactly_like_ar0s_own_arm() -> None:
     borrowed = pg.baseline_variant_config()
     assert isinstance(borrowed, RouterBCConfig)
     assert borrowed.model_dump(exclude={"variant"}) == pg.model_dump(
-        exclude={"variant", "trust_region_kl", "pg_rounds", "pg_batch_size", "pg_lr"}
+        exclude={
+            "variant",
+            "trust_region_kl",
+            "pg_rounds",
+            "pg_batch_size",
+            "pg_lr",
+            "quick_pg_fraction",
+        }
     )
     assert pg.warm_starts_from_baseline and not borrowed.warm_starts_from_baseline
     base = tiny_gpt2(0)

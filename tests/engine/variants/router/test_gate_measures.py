@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.router import gate_measures
-from engine.router.gate_measures import _derangement, evidence_monotonicity
 from engine.tasks.base import TaskExample
+from engine.variants.router import gate_measures
+from engine.variants.router.gate_measures import _derangement, evidence_monotonicity
 
 
 def test_derangement_moves_every_example() -> None:

@@ -18,18 +18,18 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from engine.models.tokenizer import ByteTokenizer
 from engine.router.actions import Action
-from engine.router.data import full_action
-from engine.router.experts import domain_expert, expert_losses, orthogonality_penalty
-from engine.router.oracle import OracleTraces
-from engine.router.pg import Rollout, collect_rollouts, pg_update
 from engine.router.policy import FactorisedCategorical
-from engine.router.training import oracle_traces, train_bc, train_experts, train_pg
 from engine.router.trust_region import mean_kl
 from engine.tasks.base import TaskExample
 from engine.tasks.mixed import MixedDomainTask
 from engine.training import TrainPlan
 from engine.variants.router.config import RouterPGConfig
+from engine.variants.router.data import full_action
+from engine.variants.router.experts import domain_expert, expert_losses, orthogonality_penalty
 from engine.variants.router.model import DecisionRecord, RouterModel
+from engine.variants.router.oracle import OracleTraces
+from engine.variants.router.pg import Rollout, collect_rollouts, pg_update
+from engine.variants.router.training import oracle_traces, train_bc, train_experts, train_pg
 from tests.engine.variants.helpers import VOCAB
 from tests.tolerance import assert_close_scaled
 
@@ -335,7 +335,7 @@ def test_train_pg_rounds_are_seeded_and_within_the_gates(pipeline: Pipeline) -> 
 
 
 def test_bc_rows_repeat_later_decisions_with_every_previous_expert(pipeline: Pipeline) -> None:
-    from engine.router.oracle import with_any_previous_action
+    from engine.variants.router.oracle import with_any_previous_action
 
     traces, model = pipeline.traces, pipeline.model
     states, actions = with_any_previous_action(model, traces)

@@ -2,18 +2,18 @@
 
 The oracle walks an example's chunks in order. At a chunk c that predicts some target token
 it tries every expert e and scores e by the mean LM loss of the target tokens *predicted from
-positions in chunk c* (see `engine.router.data`); the plan tried is [oracle actions up to the
-previous scored chunk] + [e for every chunk since then, c included]. The label is the argmin
-(ties -> the lower expert id, `torch.argmin`'s rule), and it is given to those lead-in chunks
-too.
+positions in chunk c* (see `engine.variants.router.data`); the plan tried is [oracle
+actions up to the previous scored chunk] + [e for every chunk since then, c included]. The
+label is the argmin (ties -> the lower expert id, `torch.argmin`'s rule), and it is given to
+those lead-in chunks too.
 
 Why lead-in chunks take the label of the scored chunk they lead to: a chunk that predicts no
 target token (the context, most of the prompt) has no loss of its own, but its action shapes
 the K/V the answer attends to. The experts were trained with their domain's whole sequence
-routed to them (`engine.router.experts`), so the answer's expert scores as trained only when
-the context leading to it was routed the same way; and routing it so saves a switch. (An
-earlier version labelled such chunks expert 0 by the tie rule, which taught the policy to
-switch at the answer chunk; measured on the embedded model, AR0 then mostly never switched
+routed to them (`engine.variants.router.experts`), so the answer's expert scores as
+trained only when the context leading to it was routed the same way; and routing it so saves
+a switch. (An earlier version labelled such chunks expert 0 by the tie rule, which taught the
+policy to switch at the answer chunk; measured on the embedded model, AR0 then mostly never switched
 and lost to the static baseline on format validity, 0.317 vs 0.958.) Chunks after the last
 scored one keep its label; an example with no scored chunk is all expert 0.
 
@@ -44,8 +44,8 @@ import torch
 from engine.models.tokenizer import TextTokenizer
 from engine.router.actions import Action
 from engine.router.bc import BCResult, fit_bc
-from engine.router.data import batches, encode_batch, full_action, position_losses
 from engine.tasks.base import Task, TaskExample
+from engine.variants.router.data import batches, encode_batch, full_action, position_losses
 
 if TYPE_CHECKING:
     from engine.variants.router.model import RouterModel
@@ -152,7 +152,7 @@ def with_any_previous_action(
     sequence ever switched; with them 47/60. (The first chunk is now decided from the
     prompt, but a wrong first guess must still be correctable at the next boundary.)
     """
-    from engine.router.data import full_action
+    from engine.variants.router.data import full_action
 
     prefix = model.state_dim - model.space.one_hot_dim
     later = traces.chunk >= 1

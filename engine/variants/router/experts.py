@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from engine.models.tokenizer import TextTokenizer
-from engine.router.data import batches, encode_batch, full_action, position_losses
 from engine.tasks.base import Task, TaskExample
 from engine.tasks.mixed import DOMAINS
 from engine.training import StepCallback, TrainPlan, train_adapter
+from engine.variants.router.data import batches, encode_batch, full_action, position_losses
 
 if TYPE_CHECKING:
     from engine.variants.router.model import RouterModel
@@ -55,7 +55,9 @@ def orthogonality_penalty(model: RouterModel) -> torch.Tensor:
 
 
 class _TeacherForced(nn.Module):
-    """`train_adapter`'s view of the router: each batch's extras carry its forced plans."""
+    """`train_adapter`'s view of the router: each batch's extras carry its forced plans.
+
+    It implements the training hooks of the variant contract (`AdapterModel`) itself."""
 
     def __init__(self, router: RouterModel, orthogonality_weight: float) -> None:
         super().__init__()
@@ -77,6 +79,9 @@ class _TeacherForced(nn.Module):
         if not self.orthogonality_weight:
             return None
         return self.orthogonality_weight * orthogonality_penalty(self.router)
+
+    def after_optimizer_step(self) -> None:
+        self.router.after_optimizer_step()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Training one router arm inside an experiment run.
 
 The runner trains every other arm with `engine.training.train_adapter`; the router needs
-stages (issue 7), so RouterModel.train_arm routes here.
+stages (issue 7), so RouterModel.train_arm routes here. Every knob of the stages is a field
+of the arm's config (`engine.variants.router.config`), so it enters the adapter key.
 
 - AR0 (`train_router_arm`): experts, then oracle traces, then behavioural cloning. The expert
   stage gets the run's step budget and streams its losses like any arm.
@@ -19,26 +20,21 @@ from collections.abc import Callable, Sequence
 import torch
 
 from engine.models.tokenizer import TextTokenizer
-from engine.router.experts import train_experts
-from engine.router.oracle import oracle_traces, train_bc, with_any_previous_action
-from engine.router.pg import RoundStats, train_pg
+from engine.router.policy import MacroPolicy
 from engine.tasks.base import Task, TaskExample
 from engine.tasks.mixed import DOMAINS
 from engine.training import TrainPlan
+from engine.variants.router.experts import train_experts
+from engine.variants.router.oracle import oracle_traces, train_bc, with_any_previous_action
+from engine.variants.router.pg import RoundStats, train_pg
 from store.errors import BemctlError
-
-ORACLE_EXAMPLES = 256  # traces from this many training examples (K passes per chunk each)
-BC_STEPS = 1000
-BC_LR = 3e-2
-BC_RESTARTS = 6  # fresh policy inits; the one with the lowest final BC loss is kept
-ORTHOGONALITY_WEIGHT = 0.1
-QUICK_PG_FRACTION = 0.25  # --quick runs this share of the configured AR1 rounds
 
 
 def pg_rounds(config, plan: TrainPlan) -> int:
-    """AR1's round count for this run (the step total its progress and curve show)."""
+    """AR1's round count for this run (the step total its progress and curve show); --quick
+    runs `quick_pg_fraction` of the configured rounds."""
     if plan.quick:
-        return max(2, round(config.pg_rounds * QUICK_PG_FRACTION))
+        return max(2, round(config.pg_rounds * config.quick_pg_fraction))
     return config.pg_rounds
 
 
@@ -74,10 +70,11 @@ def train_router_arm(
         plan,
         device,
         on_step,
-        orthogonality_weight=ORTHOGONALITY_WEIGHT,
+        orthogonality_weight=model.config.orthogonality_weight,
     )
     say(f"experts trained: mean off-diagonal overlap {experts.mean_off_diagonal_overlap:.3f}")
-    traces = oracle_traces(model, tokenizer, task, train[:ORACLE_EXAMPLES], device, plan.max_length)
+    examples = train[: model.config.oracle_examples]
+    traces = oracle_traces(model, tokenizer, task, examples, device, plan.max_length)
     states, actions = with_any_previous_action(model, traces)
     bc = _bc_with_restarts(model, states, actions, plan.seed)
     say(
@@ -89,22 +86,22 @@ def train_router_arm(
 
 
 def _bc_with_restarts(model, states: torch.Tensor, actions: torch.Tensor, seed: int):
-    """Behavioural cloning from BC_RESTARTS fresh policy inits, keeping the lowest final loss.
+    """Behavioural cloning from `bc_restarts` fresh policy inits (`bc_steps` full-batch Adam
+    steps at `bc_lr` each; the config's), keeping the lowest final loss.
 
     Why restarts: on the embedded model's oracle states the expert head often stays on the
     uniform plateau (loss ln 3) from a fresh init, whatever the step count; measured on one
     set of quick-run traces, 1,000 full-batch Adam steps at lr 3e-2 reached 0.87 accuracy from
     2 of 4 inits and stayed at 0.375 from the others (lr 1e-2: 1 of 4). A restart costs ~2 s.
     """
-    from engine.router.policy import MacroPolicy
-
     device = next(model.policy.parameters()).device
     best, best_policy = None, None
-    for restart in range(BC_RESTARTS):
+    config = model.config
+    for restart in range(config.bc_restarts):
         torch.manual_seed(seed + restart)
-        model.policy = MacroPolicy(model.space, model.state_dim, model.config.policy_hidden)
+        model.policy = MacroPolicy(model.space, model.state_dim, config.policy_hidden)
         model.policy.to(device)
-        result = train_bc(model, states, actions, BC_STEPS, BC_LR, seed + restart)
+        result = train_bc(model, states, actions, config.bc_steps, config.bc_lr, seed + restart)
         if best is None or result.losses[-1] < best.losses[-1]:
             best, best_policy = result, model.policy
     model.policy = best_policy
