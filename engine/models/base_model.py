@@ -69,6 +69,9 @@ def cache_key(config: dict, plan: PretrainPlan) -> str:
             "corpus": CORPUS_VERSION,
             "tokenizer": "bytes-v1",
             "torch": torch.__version__.split("+")[0],
+            # 2: the initial weights are drawn from plan.seed (before, from whatever state the
+            # global RNG was in, so the same key could name different bases on two hosts)
+            "init": 2,
         },
         sort_keys=True,
     )
@@ -133,6 +136,7 @@ def _embedded(
     key = cache_key(config_dict, plan)
     target = cache_dir / f"{EMBEDDED_NAME}-{key}"
     if not (target / "model.safetensors").is_file():
+        torch.manual_seed(plan.seed)  # the initial weights are part of what the key names
         model = GPT2LMHeadModel(GPT2Config(**config_dict))
         pretrain(model, ByteTokenizer(), plan, progress)
         _save_atomically(model, target)

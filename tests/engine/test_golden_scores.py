@@ -55,6 +55,9 @@ def test_quick_run_scores_match_the_record(project: Path, cli) -> None:
     result = cli("run", "v1_dynrank", "ar1_pg", "--quick")
     assert result.code == 0, result.err
     measured = _measured(project)
+    dump = os.environ.get("GOLDEN_DUMP")  # where to write what this run measured, to diff it
+    if dump:
+        Path(dump).write_text(json.dumps(measured, indent=1, sort_keys=True) + "\n")
     if os.environ.get("WRITE_GOLDEN") == "1":
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(measured, indent=1, sort_keys=True) + "\n")
