@@ -202,6 +202,8 @@ def test_invalid_state_is_an_integrity_error_through_the_orm(tmp_path: Path) -> 
     path = tmp_path / "old.db"
     _make_store_at(path, "0006", _ROWS_0006)
     with Store(path) as store:
+        with store.session() as session:  # the upgrade switched them off on this connection
+            assert session.connection().exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         with pytest.raises(IntegrityError, match="ck_job_status"):
             with store.session() as session:
                 job = session.get(Job, 2)
