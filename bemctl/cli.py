@@ -18,6 +18,7 @@ from engine.limits import BOOTSTRAP_SAMPLES
 from engine.settings import MAX_SEED
 from engine.stats import MIN_RESAMPLES
 from store.errors import BemctlError
+from store.states import ACTIVE_JOB_STATUSES, JobStatus
 
 # Ids, priorities and limits end up as SQLite INTEGERs: signed 64-bit.
 SQLITE_INT_MAX = 2**63 - 1
@@ -211,7 +212,7 @@ def run(
     if records:
         names = " ".join(r["experiment_id"] for r in records)
         out.print(f"\nstored; write it up with: bemctl report {names} --format md")
-    unfinished = [j for j in batch_jobs if j.status != "succeeded"]
+    unfinished = [j for j in batch_jobs if j.status != JobStatus.SUCCEEDED]
     for j in unfinished:
         _say(f"error: job {j.id} ({j.experiment_name}) {j.status}: {j.error}")
     if unfinished:
@@ -285,9 +286,9 @@ def worker(
             # was cancelled unless a cancel was already pending.
             job = jobs.get_job(store, held[0].id)
             fate = {
-                "queued": "is back in the queue (the next worker resumes it)",
-                "cancelled": "was cancelled (a cancel had been requested)",
-                "running": "is still marked running; the next worker takes it over "
+                JobStatus.QUEUED: "is back in the queue (the next worker resumes it)",
+                JobStatus.CANCELLED: "was cancelled (a cancel had been requested)",
+                JobStatus.RUNNING: "is still marked running; the next worker takes it over "
                 f"once its lease lapses ({settings.worker.lease_s:g} s)",
             }.get(job.status if job else "", f"is {job.status if job else 'gone'}")
             raise Interrupted(
@@ -360,7 +361,7 @@ def retry(
                     else ""
                 )
                 raise BemctlError(f"{what}: no such queued run in {settings.store_path}{hint}")
-        if job.status in ("queued", "running"):
+        if job.status in ACTIVE_JOB_STATUSES:
             raise BemctlError(
                 f"{what}: "
                 + ("it is" if by_job else f"its job {job.id} is")
@@ -459,7 +460,7 @@ def list_cmd(
                     j.phase, j.phase_step, j.phase_total, j.phase_detail, j.phase_started_at, now
                 ),
             )
-            if j.status == "running"
+            if j.status == JobStatus.RUNNING
             else j.phase or ""
         )
         table.add_row(

@@ -15,8 +15,9 @@ from rich.table import Table
 from bemctl.reports import costs
 from bemctl.reports.dynamics_summary import dynamics_notes
 from bemctl.reports.router_summary import router_rows
+from store.states import Verdict
 
-COLOURS = {"PROMOTE": "green", "REJECT": "red"}  # INCONCLUSIVE: yellow
+COLOURS = {Verdict.PROMOTE: "green", Verdict.REJECT: "red"}  # INCONCLUSIVE: yellow
 COLUMNS = (
     "metric",
     "n",

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from store.states import GateOutcome, Verdict
+
 
 @dataclass(frozen=True)
 class Gate:
@@ -31,10 +33,10 @@ class Gate:
     inconclusive: bool = False  # the measurement could not decide (never also passed)
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> GateOutcome:
         if self.inconclusive:
-            return "inconclusive"
-        return "pass" if self.passed else "fail"
+            return GateOutcome.INCONCLUSIVE
+        return GateOutcome.PASS if self.passed else GateOutcome.FAIL
 
 
 @dataclass(frozen=True)
@@ -284,8 +286,9 @@ COST_GATES = (
     "kv_hit_rate",
     *ROUTER_GATES,
 )
-INCONCLUSIVE = "INCONCLUSIVE (underpowered)"
-INCONCLUSIVE_COST = "INCONCLUSIVE (cost)"
+# the names older callers (and tests) import
+INCONCLUSIVE = Verdict.INCONCLUSIVE_UNDERPOWERED
+INCONCLUSIVE_COST = Verdict.INCONCLUSIVE_COST
 
 
 def _reason(g: Gate) -> str:
@@ -299,7 +302,7 @@ def _reason(g: Gate) -> str:
     return f"{label} (observed {observed}, needs {bound})".replace("within 1± ", "within 1±")
 
 
-def verdict(gates: Sequence[Gate], underpowered: Sequence[str] = ()) -> tuple[str, list[str]]:
+def verdict(gates: Sequence[Gate], underpowered: Sequence[str] = ()) -> tuple[Verdict, list[str]]:
     """PROMOTE only when every gate passed; REJECT names every failed gate.
 
     In order: a failed cost gate REJECTs (more data cannot fix a budget, latency or memory
@@ -307,15 +310,17 @@ def verdict(gates: Sequence[Gate], underpowered: Sequence[str] = ()) -> tuple[st
     either answer) is INCONCLUSIVE (underpowered); any other failed gate REJECTs; a cost gate
     that could not decide makes it INCONCLUSIVE (cost).
     """
-    failed = [g for g in gates if g.outcome == "fail"]
-    undecided = [g for g in gates if g.outcome == "inconclusive"]
+    failed = [g for g in gates if g.outcome == GateOutcome.FAIL]
+    undecided = [g for g in gates if g.outcome == GateOutcome.INCONCLUSIVE]
     reasons = [_reason(g) for g in failed] + [_reason(g) for g in undecided]
     if any(g.gate in COST_GATES for g in failed):
-        return "REJECT", reasons
+        return Verdict.REJECT, reasons
     if underpowered:
-        return INCONCLUSIVE, [f"underpowered: {u}" for u in underpowered] + reasons
+        return Verdict.INCONCLUSIVE_UNDERPOWERED, [
+            f"underpowered: {u}" for u in underpowered
+        ] + reasons
     if failed:
-        return "REJECT", reasons
+        return Verdict.REJECT, reasons
     if undecided:
-        return INCONCLUSIVE_COST, reasons
-    return "PROMOTE", reasons
+        return Verdict.INCONCLUSIVE_COST, reasons
+    return Verdict.PROMOTE, reasons

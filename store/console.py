@@ -26,6 +26,7 @@ from sqlmodel import col, select
 from store import queries
 from store.db import Store
 from store.models import Event, Experiment, Job, Run, StepMetric
+from store.states import ACTIVE_JOB_STATUSES, GateOutcome, JobStatus, RunStatus
 from store.types import utcnow
 
 # -- queue / runs ----------------------------------------------------------------------
@@ -126,7 +127,7 @@ def _elapsed(started: datetime | None, finished: datetime | None, now: datetime)
 def _eta(status: str, elapsed: float | None, current: int, total: int) -> float | None:
     """Remaining training time, assuming the steps still to come take as long as the ones
     done (the run's setup time is folded in, so it errs on the long side early on)."""
-    if status != "running" or elapsed is None or current <= 0 or total <= current:
+    if status != RunStatus.RUNNING or elapsed is None or current <= 0 or total <= current:
         return None
     return elapsed * (total - current) / current
 
@@ -190,7 +191,7 @@ def refresh_snapshot(store: Store) -> Snapshot:
             and_(
                 col(Run.job_id) == Job.id,
                 col(Run.attempt) == Job.attempts,
-                Run.status == "running",
+                Run.status == RunStatus.RUNNING,
             )
         )
         job_rows = conn.execute(
@@ -206,14 +207,17 @@ def refresh_snapshot(store: Store) -> Snapshot:
                 Job.phase_total,
                 Job.phase_detail,
                 Job.phase_started_at,
-            ).where((Job.status == "queued") | ((Job.status == "running") & ~running_run))
+            ).where(
+                (Job.status == JobStatus.QUEUED)
+                | ((Job.status == JobStatus.RUNNING) & ~running_run)
+            )
         ).all()
         counts = conn.execute(
-            select(Job.status, Job.worker_id).where(col(Job.status).in_(("queued", "running")))
+            select(Job.status, Job.worker_id).where(col(Job.status).in_(ACTIVE_JOB_STATUSES))
         ).all()
     rows: list[QueueRow] = []
     for job_id, batch_id, name, status, phase, error, started, *phase_cols in job_rows:
-        running = status == "running"
+        running = status == JobStatus.RUNNING
         progress = phase_progress(phase, *phase_cols, now) if running else None
         rows.append(
             QueueRow(
@@ -256,7 +260,7 @@ def refresh_snapshot(store: Store) -> Snapshot:
         *phase_cols,
     ) in run_rows:
         elapsed = _elapsed(started, finished, now)
-        live = status == "running" and job_status == "running"
+        live = status == RunStatus.RUNNING and job_status == JobStatus.RUNNING
         rows.append(
             QueueRow(
                 key=f"run-{run_id}",
@@ -280,7 +284,9 @@ def refresh_snapshot(store: Store) -> Snapshot:
         )
     rows.sort(key=_newest_first)
     job_counts = Counter(status for status, _ in counts)
-    workers = sorted({worker for status, worker in counts if status == "running" and worker})
+    workers = sorted(
+        {worker for status, worker in counts if status == JobStatus.RUNNING and worker}
+    )
     return Snapshot(now, tuple(rows), dict(job_counts), tuple(workers))
 
 
@@ -403,7 +409,7 @@ def run_detail(store: Store, run_id: int, after_step: int = -1) -> RunDetail | N
                     job.phase_started_at,
                     now,
                 )
-                if job is not None and job.status == "running"
+                if job is not None and job.status == JobStatus.RUNNING
                 else None
             ),
         )
@@ -448,7 +454,7 @@ class GateResult:
     comparator: str
     threshold: float | None
     detail: str
-    outcome: str = ""  # pass / fail / inconclusive (older stores: derived from passed)
+    outcome: str = ""  # a GateOutcome (older stores: derived from passed)
 
 
 @dataclass(frozen=True)
@@ -519,7 +525,7 @@ def results(store: Store) -> list[ExperimentResult]:
                         comparator=g.comparator,
                         threshold=g.threshold,
                         detail=g.detail,
-                        outcome=g.outcome or ("pass" if g.passed else "fail"),
+                        outcome=g.outcome or (GateOutcome.PASS if g.passed else GateOutcome.FAIL),
                     )
                     for g in gates
                 ),

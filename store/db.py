@@ -30,7 +30,7 @@ from sqlmodel import Session
 from store.errors import BemctlError
 from store.writable import is_writable, mode_text
 
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Execution option read by the "begin" hook: which BEGIN flavour a connection emits.
@@ -295,10 +295,12 @@ class Store:
                 )
             # Re-check under the write lock: a concurrent process may have just created
             # or upgraded the schema, and the upgrade must not run twice.
-            with self._write_engine.begin() as conn:
-                tables, revisions = _schema_state(conn)
-                if self._needs_upgrade(tables, revisions):
-                    command.upgrade(alembic_config(conn), "head")
+            with self._write_engine.connect() as conn, _foreign_keys_off(conn):
+                with conn.begin():
+                    tables, revisions = _schema_state(conn)
+                    if self._needs_upgrade(tables, revisions):
+                        command.upgrade(alembic_config(conn), "head")
+                        _check_foreign_keys(conn)
 
     def _needs_upgrade(self, tables: set[str], revisions: list[str]) -> bool:
         state = classify_schema(tables, revisions)
@@ -385,6 +387,40 @@ def _is_locked(exc: BaseException) -> bool:
 
 def _is_readonly(exc: BaseException) -> bool:
     return "readonly database" in str(getattr(exc, "orig", None) or exc)
+
+
+@contextmanager
+def _foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """Foreign keys not enforced on `conn` while migrations run (SQLite's own recipe for
+    rebuilding a table: https://sqlite.org/lang_altertable.html#otheralter).
+
+    A batch migration rebuilds a table by copying it and dropping the original; with
+    foreign keys on, that DROP would cascade-delete the rows of child tables (`step_metric`
+    -> `run`) or fail on them. The pragma is a no-op inside a transaction, so it is set
+    on the DBAPI connection before the migration's BEGIN (SQLAlchemy would otherwise begin
+    one first) and restored after it; `_check_foreign_keys` checks the result instead.
+    """
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    dbapi.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        dbapi.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(conn: Connection) -> None:
+    """Inside the migration's transaction: refuse to commit a schema whose rows break a
+    foreign key (what enforcement would have caught during the migration)."""
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        shown = ", ".join(
+            f"{table} row {rowid} -> {parent}" for table, rowid, parent, _ in broken[:5]
+        )
+        raise BemctlError(
+            f"schema upgrade refused: {len(broken)} row(s) break a foreign key ({shown}); "
+            "the store is left as it was"
+        )
 
 
 def _schema_state(conn: Connection) -> tuple[set[str], list[str]]:

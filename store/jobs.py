@@ -27,9 +27,16 @@ from sqlmodel import Session, col, select
 
 from store.db import Store
 from store.models import Batch, Event, Job, Run
+from store.states import (
+    ACTIVE_JOB_STATUSES,
+    ACTIVE_RUN_STATUSES,
+    TERMINAL_JOB_STATUSES,  # also imported from here by the console
+    BatchStatus,
+    JobStatus,
+    RunStatus,
+)
 from store.types import utcnow
 
-TERMINAL_JOB_STATUSES = ("succeeded", "failed", "cancelled")
 # A pid is only evidence of life if that process is at least as old as the claim;
 # allow for the coarseness of process start times.
 _PID_START_SLACK_S = 2.0
@@ -120,7 +127,7 @@ def claim_next(
         _requeue_lapsed(session, now)
         candidate = (
             select(Job.id)
-            .where(Job.status == "queued", col(Job.cancel_requested).is_(False))
+            .where(Job.status == JobStatus.QUEUED, col(Job.cancel_requested).is_(False))
             .order_by(col(Job.priority).desc(), col(Job.id))
             .limit(1)
         )
@@ -128,9 +135,9 @@ def claim_next(
             candidate = candidate.where(Job.batch_id == batch_id)
         claimed = session.exec(  # type: ignore[call-overload]
             update(Job)
-            .where(col(Job.id) == candidate.scalar_subquery(), Job.status == "queued")
+            .where(col(Job.id) == candidate.scalar_subquery(), Job.status == JobStatus.QUEUED)
             .values(
-                status="running",
+                status=JobStatus.RUNNING,
                 attempts=Job.attempts + 1,
                 worker_id=worker.id,
                 worker_host=worker.host,
@@ -187,7 +194,7 @@ def _lapsed(job: Job, now: datetime) -> str | None:
 def _requeue_lapsed(session: Session, now: datetime) -> list[int]:
     """Requeue (or fail, after max_attempts) running jobs whose worker is gone."""
     touched = []
-    for job in session.exec(select(Job).where(Job.status == "running")).all():
+    for job in session.exec(select(Job).where(Job.status == JobStatus.RUNNING)).all():
         reason = _lapsed(job, now)
         if reason is None:
             continue
@@ -197,15 +204,15 @@ def _requeue_lapsed(session: Session, now: datetime) -> list[int]:
         job.worker_id = job.worker_host = job.worker_pid = None
         job.lease_expires_at = None
         if job.cancel_requested:
-            job.status, job.finished_at = "cancelled", now
+            job.status, job.finished_at = JobStatus.CANCELLED, now
             job.error = f"cancelled; its worker stopped first ({reason})"
             _event(session, job.id, "cancelled", job.error)
         elif job.attempts >= job.max_attempts:
-            job.status, job.finished_at = "failed", now
+            job.status, job.finished_at = JobStatus.FAILED, now
             job.error = f"attempt {job.attempts}/{job.max_attempts} interrupted: {reason}; gave up"
             _event(session, job.id, "failed", job.error)
         else:
-            job.status = "queued"
+            job.status = JobStatus.QUEUED
             job.phase = None
             job.error = f"attempt {job.attempts} interrupted: {reason}"
             _event(session, job.id, "requeued", f"{job.error} (worker {worker})")
@@ -219,11 +226,13 @@ def requeue_lapsed(store: Store) -> list[int]:
         return _requeue_lapsed(session, utcnow())
 
 
-def _interrupt_runs(session: Session, job_id: int, reason: str, status: str = "interrupted"):
+def _interrupt_runs(
+    session: Session, job_id: int, reason: str, status: RunStatus = RunStatus.INTERRUPTED
+):
     now = utcnow()
     session.exec(  # type: ignore[call-overload]
         update(Run)
-        .where(Run.job_id == job_id, col(Run.status).in_(("queued", "running")))
+        .where(Run.job_id == job_id, col(Run.status).in_(ACTIVE_RUN_STATUSES))
         .values(status=status, error=reason, finished_at=now)
     )
 
@@ -234,7 +243,9 @@ def heartbeat(store: Store, job_id: int, worker_id: str, lease_s: float) -> bool
         now = utcnow()
         row = session.exec(  # type: ignore[call-overload]
             update(Job)
-            .where(col(Job.id) == job_id, Job.worker_id == worker_id, Job.status == "running")
+            .where(
+                col(Job.id) == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING
+            )
             .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
             .returning(Job.cancel_requested)
         ).first()
@@ -271,7 +282,9 @@ def set_phase_progress(
     with store.session() as session:
         row = session.exec(  # type: ignore[call-overload]
             update(Job)
-            .where(col(Job.id) == job_id, Job.worker_id == worker_id, Job.status == "running")
+            .where(
+                col(Job.id) == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING
+            )
             .values(phase_step=step, phase_detail=detail)
             .returning(Job.id)
         ).first()
@@ -300,16 +313,15 @@ def finish_job(
         raise ValueError(f"not a terminal job status: {status!r}")
     with store.session() as session:
         job = session.get(Job, job_id)
-        if job is None or job.worker_id != worker_id or job.status != "running":
+        if job is None or job.worker_id != worker_id or job.status != JobStatus.RUNNING:
             return False
         job.status, job.error, job.finished_at = status, error, utcnow()
         job.outcome_json = outcome_json
         job.phase = status
         job.lease_expires_at = None
-        if status != "succeeded":
-            _interrupt_runs(
-                session, job_id, error or status, "cancelled" if status == "cancelled" else "failed"
-            )
+        if status != JobStatus.SUCCEEDED:
+            run_status = RunStatus.CANCELLED if status == JobStatus.CANCELLED else RunStatus.FAILED
+            _interrupt_runs(session, job_id, error or status, run_status)
         _event(session, job_id, status, error or status)
         return True
 
@@ -318,7 +330,7 @@ def refuse_job(session: Session, job: Job, reason: str) -> None:
     """A finished job whose comparison the batch decision refuses (its arms differ in more
     than the variant): failed with the reason, no verdict; inside the decision's transaction."""
     assert job.id is not None
-    job.status, job.error, job.phase = "failed", reason, "failed"
+    job.status, job.error, job.phase = JobStatus.FAILED, reason, "failed"
     job.comparison_id = None
     _event(session, job.id, "refused", reason)
 
@@ -327,15 +339,15 @@ def release_job(store: Store, job_id: int, worker_id: str, reason: str) -> bool:
     """A stopping worker hands its job back: queued again, attempt not counted."""
     with store.session() as session:
         job = session.get(Job, job_id)
-        if job is None or job.worker_id != worker_id or job.status != "running":
+        if job is None or job.worker_id != worker_id or job.status != JobStatus.RUNNING:
             return False
         _interrupt_runs(session, job_id, f"interrupted: {reason}")
-        job.status, job.phase, job.error = "queued", None, f"released: {reason}"
+        job.status, job.phase, job.error = JobStatus.QUEUED, None, f"released: {reason}"
         job.attempts -= 1
         job.worker_id = job.worker_host = job.worker_pid = None
         job.lease_expires_at = None
         if job.cancel_requested:
-            job.status, job.finished_at = "cancelled", utcnow()
+            job.status, job.finished_at = JobStatus.CANCELLED, utcnow()
         _event(session, job_id, "released", f"{reason}; back in the queue")
         return True
 
@@ -352,13 +364,13 @@ def cancel_jobs(store: Store, job_ids: Sequence[int], reason: str) -> dict[int, 
             job = session.get(Job, job_id)
             if job is None:
                 continue
-            if job.status == "queued":
-                job.status, job.finished_at, job.error = "cancelled", utcnow(), reason
+            if job.status == JobStatus.QUEUED:
+                job.status, job.finished_at, job.error = JobStatus.CANCELLED, utcnow(), reason
                 job.cancel_requested = True
-                _interrupt_runs(session, job_id, reason, "cancelled")
+                _interrupt_runs(session, job_id, reason, RunStatus.CANCELLED)
                 _event(session, job_id, "cancelled", reason)
                 effects[job_id] = "cancelled"
-            elif job.status == "running":
+            elif job.status == JobStatus.RUNNING:
                 job.cancel_requested = True
                 _event(session, job_id, "cancel_requested", reason)
                 effects[job_id] = "cancel requested"
@@ -400,13 +412,13 @@ def close_batch(store: Store, batch_id: str, write: Callable[[Session, list[Job]
     """
     with store.session() as session:
         batch = session.get(Batch, batch_id)
-        if batch is None or batch.status != "open":
+        if batch is None or batch.status != BatchStatus.OPEN:
             return False
         jobs = list(session.exec(select(Job).where(Job.batch_id == batch_id)).all())
         if any(j.status not in TERMINAL_JOB_STATUSES for j in jobs):
             return False
-        write(session, [j for j in jobs if j.status == "succeeded"])
-        batch.status, batch.decided_at = "decided", utcnow()
+        write(session, [j for j in jobs if j.status == JobStatus.SUCCEEDED])
+        batch.status, batch.decided_at = BatchStatus.DECIDED, utcnow()
         return True
 
 
@@ -414,10 +426,12 @@ def ready_batches(store: Store) -> list[str]:
     """Open batches with no job left to run: their verdicts are due (e.g. the last job
     was cancelled while queued, or failed for good when its lease lapsed)."""
     with store.read_session() as session:
-        active = select(Job.batch_id).where(col(Job.status).in_(("queued", "running")))
+        active = select(Job.batch_id).where(col(Job.status).in_(ACTIVE_JOB_STATUSES))
         return list(
             session.exec(
-                select(Batch.id).where(Batch.status == "open", col(Batch.id).not_in(active))
+                select(Batch.id).where(
+                    Batch.status == BatchStatus.OPEN, col(Batch.id).not_in(active)
+                )
             ).all()
         )
 
@@ -426,18 +440,18 @@ def abandon_batch(store: Store, batch_id: str, reason: str) -> None:
     """The user stopped the whole batch: cancel what is left, write no verdicts."""
     with store.session() as session:
         batch = session.get(Batch, batch_id)
-        if batch is None or batch.status != "open":
+        if batch is None or batch.status != BatchStatus.OPEN:
             return
         now = utcnow()
         for job in session.exec(select(Job).where(Job.batch_id == batch_id)).all():
             assert job.id is not None
-            if job.status in ("queued", "running"):
-                job.status, job.finished_at, job.error = "cancelled", now, reason
+            if job.status in ACTIVE_JOB_STATUSES:
+                job.status, job.finished_at, job.error = JobStatus.CANCELLED, now, reason
                 job.cancel_requested = True
                 job.worker_id = job.worker_host = job.worker_pid = None
-                _interrupt_runs(session, job.id, reason, "cancelled")
+                _interrupt_runs(session, job.id, reason, RunStatus.CANCELLED)
                 _event(session, job.id, "cancelled", reason)
-        batch.status, batch.decided_at = "abandoned", now
+        batch.status, batch.decided_at = BatchStatus.ABANDONED, now
 
 
 def pending_work(store: Store, heartbeat_s: float, *, batch_id: str | None = None) -> str | None:
@@ -450,9 +464,9 @@ def pending_work(store: Store, heartbeat_s: float, *, batch_id: str | None = Non
         quiet = now - timedelta(seconds=2 * heartbeat_s)
         query = select(Job).where(
             or_(
-                and_(Job.status == "queued", col(Job.cancel_requested).is_(False)),
+                and_(Job.status == JobStatus.QUEUED, col(Job.cancel_requested).is_(False)),
                 and_(
-                    Job.status == "running",
+                    Job.status == JobStatus.RUNNING,
                     or_(col(Job.heartbeat_at) < quiet, col(Job.lease_expires_at) < now),
                 ),
             )
@@ -461,7 +475,7 @@ def pending_work(store: Store, heartbeat_s: float, *, batch_id: str | None = Non
             query = query.where(Job.batch_id == batch_id)
         jobs = session.exec(query.order_by(col(Job.id))).all()
     for job in jobs:
-        if job.status == "queued":
+        if job.status == JobStatus.QUEUED:
             return f"job {job.id} is queued"
         return f"job {job.id}'s worker is silent; waiting for its lease to lapse"
     return None
@@ -489,9 +503,7 @@ def active_jobs_named(store: Store, experiment: str) -> list[Job]:
         return list(
             session.exec(
                 select(Job)
-                .where(
-                    Job.experiment_name == experiment, col(Job.status).in_(("queued", "running"))
-                )
+                .where(Job.experiment_name == experiment, col(Job.status).in_(ACTIVE_JOB_STATUSES))
                 .order_by(col(Job.id))
             ).all()
         )
@@ -502,12 +514,12 @@ def list_jobs(store: Store, limit: int = 20) -> list[Job]:
     with store.read_session() as session:
         active = session.exec(
             select(Job)
-            .where(col(Job.status).in_(("queued", "running")))
+            .where(col(Job.status).in_(ACTIVE_JOB_STATUSES))
             .order_by(col(Job.priority).desc(), col(Job.id))
         ).all()
         done = session.exec(
             select(Job)
-            .where(col(Job.status).not_in(("queued", "running")))
+            .where(col(Job.status).not_in(ACTIVE_JOB_STATUSES))
             .order_by(col(Job.id).desc())
             .limit(limit)
         ).all()

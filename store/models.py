@@ -6,10 +6,20 @@ Timestamps are aware UTC datetimes (see `store.types.UTCDateTime`).
 """
 
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import CheckConstraint, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from store.states import (
+    BatchStatus,
+    GateOutcome,
+    JobStatus,
+    Role,
+    RunStatus,
+    Verdict,
+    check_in,
+)
 from store.types import UTCDateTime, utcnow
 
 # Named constraints let future SQLite batch migrations drop or alter them by name;
@@ -23,14 +33,13 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-RUN_ROLES = ("baseline", "variant")
-# "interrupted": the run's worker died or was stopped; its job was requeued (schema 0004).
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
-ACTIVE_STATUSES = ("queued", "running")
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-# open: jobs still to finish; decided: comparisons written for its succeeded jobs;
-# abandoned: the user stopped the whole batch (Ctrl-C on `bemctl run`), no verdicts.
-BATCH_STATUSES = ("open", "decided", "abandoned")
+# The states of run/job/batch status, run role, verdict and gate outcome are the enums of
+# store.states; each such column carries a CHECK constraint naming its values (schema 0007,
+# named ck_<table>_<column> by the convention above).
+
+
+def _check(column: str, states: type[StrEnum]) -> CheckConstraint:
+    return CheckConstraint(check_in(column, states), name=column)
 
 
 class Experiment(SQLModel, table=True):
@@ -55,10 +64,11 @@ class Batch(SQLModel, table=True):
     """
 
     __tablename__ = "batch"
+    __table_args__ = (_check("status", BatchStatus),)
 
     id: str = Field(primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    status: str = "open"
+    status: str = BatchStatus.OPEN
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
@@ -70,6 +80,7 @@ class Job(SQLModel, table=True):
     """
 
     __tablename__ = "job"
+    __table_args__ = (_check("status", JobStatus),)
 
     id: int | None = Field(default=None, primary_key=True)
     batch_id: str = Field(foreign_key="batch.id", index=True)
@@ -78,7 +89,7 @@ class Job(SQLModel, table=True):
     spec_path: str
     options_json: str  # engine.plan.RunOptions as JSON
     priority: int = 0  # higher first, then oldest first
-    status: str = Field(default="queued", index=True)
+    status: str = Field(default=JobStatus.QUEUED, index=True)
     attempts: int = 0
     max_attempts: int = 3
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -120,6 +131,7 @@ class Run(SQLModel, table=True):
     """One training+evaluation of one arm (baseline or variant) with one seed."""
 
     __tablename__ = "run"
+    __table_args__ = (_check("role", Role), _check("status", RunStatus))
 
     id: int | None = Field(default=None, primary_key=True)
     experiment_id: int = Field(foreign_key="experiment.id", index=True)
@@ -210,6 +222,7 @@ class Comparison(SQLModel, table=True):
     """A baseline-vs-variant verdict; its stats and gates hang off it."""
 
     __tablename__ = "comparison"
+    __table_args__ = (_check("verdict", Verdict),)
 
     id: int | None = Field(default=None, primary_key=True)
     experiment_id: int = Field(foreign_key="experiment.id", index=True)
@@ -282,6 +295,7 @@ class GateDecision(SQLModel, table=True):
     """One promotion gate's outcome, with the numbers that decided it."""
 
     __tablename__ = "gate_decision"
+    __table_args__ = (_check("outcome", GateOutcome),)
 
     id: int | None = Field(default=None, primary_key=True)
     comparison_id: int = Field(foreign_key="comparison.id", ondelete="CASCADE", index=True)
@@ -292,4 +306,4 @@ class GateDecision(SQLModel, table=True):
     threshold: float | None = None
     comparator: str
     detail: str
-    outcome: str | None = None  # schema 0006: pass / fail / inconclusive
+    outcome: str | None = None  # schema 0006: a GateOutcome (NULL in rows written before)

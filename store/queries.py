@@ -20,9 +20,6 @@ from sqlmodel import Session, col, select
 
 from store.db import Store
 from store.models import (
-    ACTIVE_STATUSES,
-    RUN_ROLES,
-    RUN_STATUSES,
     Comparison,
     ExampleScore,
     Experiment,
@@ -32,7 +29,11 @@ from store.models import (
     StatResult,
     StepMetric,
 )
+from store.states import ACTIVE_RUN_STATUSES, Role, RunStatus
 from store.types import utcnow
+
+_ROLES = tuple(r.value for r in Role)
+_RUN_STATUSES = tuple(s.value for s in RunStatus)
 
 ComparisonBundle = tuple[Experiment, Comparison, list[StatResult], list[GateDecision], Run, Run]
 
@@ -77,14 +78,14 @@ def create_run(
 
     `plan_json` is the arm's record (engine.arms.ArmRecord): the plan, base, eval set and
     adapter key it is trained and evaluated under, checked before it is reused or compared."""
-    if role not in RUN_ROLES:
-        raise ValueError(f"run role must be one of {RUN_ROLES}, not {role!r}")
+    if role not in _ROLES:
+        raise ValueError(f"run role must be one of {_ROLES}, not {role!r}")
     run = Run(
         experiment_id=experiment_id,
         invocation_id=invocation_id,
         role=role,
         seed=seed,
-        status="queued",
+        status=RunStatus.QUEUED,
         quick=quick,
         device=device,
         total_steps=total_steps,
@@ -105,13 +106,13 @@ def mark_run_running(store: Store, run_id: int) -> None:
     """Running, started now."""
     with store.session() as session:
         run = _require_run(session, run_id)
-        run.status = "running"
+        run.status = RunStatus.RUNNING
         run.started_at = utcnow()
 
 
 def mark_run_finished(store: Store, run_id: int, status: str, error: str | None = None) -> None:
     """A terminal status (succeeded/failed/cancelled), finished now."""
-    if status not in RUN_STATUSES or status in ACTIVE_STATUSES:
+    if status not in _RUN_STATUSES or status in ACTIVE_RUN_STATUSES:
         raise ValueError(f"not a terminal run status: {status!r}")
     with store.session() as session:
         run = _require_run(session, run_id)
@@ -128,7 +129,7 @@ def update_run(store: Store, run_id: int, **fields: Any) -> None:
     unknown = set(fields) - _RUN_COLUMNS
     if unknown:
         raise ValueError(f"unknown run column(s): {', '.join(sorted(unknown))}")
-    if "status" in fields and fields["status"] not in RUN_STATUSES:
+    if "status" in fields and fields["status"] not in _RUN_STATUSES:
         raise ValueError(f"unknown run status: {fields['status']!r}")
     with store.session() as session:
         run = _require_run(session, run_id)
@@ -274,7 +275,7 @@ def finished_run_of_job(store: Store, job_id: int, role: str, seed: int) -> Run 
                 Run.job_id == job_id,
                 Run.role == role,
                 Run.seed == seed,
-                Run.status == "succeeded",
+                Run.status == RunStatus.SUCCEEDED,
                 col(Run.adapter_path).is_not(None),
             )
             .order_by(col(Run.id).desc())
@@ -289,7 +290,7 @@ def finished_run_with_adapter_key(store: Store, adapter_key: str) -> Run | None:
             select(Run)
             .where(
                 Run.adapter_key == adapter_key,
-                Run.status == "succeeded",
+                Run.status == RunStatus.SUCCEEDED,
                 col(Run.adapter_path).is_not(None),
             )
             .order_by(col(Run.id).desc())

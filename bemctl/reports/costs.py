@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from store.states import GateOutcome
+
 MIB = 2**20
 
 
@@ -89,4 +91,4 @@ def latency_note(r: dict[str, Any]) -> str | None:
 
 def gate_outcome(g: dict[str, Any]) -> str:
     """pass / fail / inconclusive (records before schema 5 only know passed)."""
-    return g.get("outcome") or ("pass" if g["passed"] else "fail")
+    return g.get("outcome") or (GateOutcome.PASS if g["passed"] else GateOutcome.FAIL)

@@ -15,6 +15,8 @@ import json
 from html import escape
 from typing import Any
 
+from store.states import Role
+
 PARTS = ("all", "prompt", "generated")
 
 
@@ -106,14 +108,15 @@ def _arm(record: dict[str, Any], role: str, key: str) -> dict[str, Any] | None:
 def dynamics_rows(record: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(label, baseline, variant) rows; "-" for an arm without the measurement."""
     rows: list[tuple[str, str, str]] = []
-    base, var = _arm(record, "baseline", "dynamics"), _arm(record, "variant", "dynamics")
+    base, var = _arm(record, Role.BASELINE, "dynamics"), _arm(record, Role.VARIANT, "dynamics")
     if base or var:
         unit = (var or base or {}).get("unit", "routing")
         for label, show in DYNAMICS_ROWS:
             rows.append(
                 (label.format(unit=unit), show(base) if base else "-", show(var) if var else "-")
             )
-    base, var = _arm(record, "baseline", "gate_movement"), _arm(record, "variant", "gate_movement")
+    base = _arm(record, Role.BASELINE, "gate_movement")
+    var = _arm(record, Role.VARIANT, "gate_movement")
     measured = [g for g in (base, var) if g and g.get("n")]
     if measured:
         for label, show in GATE_ROWS:
@@ -139,7 +142,7 @@ def dynamics_rows(record: dict[str, Any]) -> list[tuple[str, str, str]]:
 def dynamics_notes(record: dict[str, Any]) -> list[str]:
     """Sentences a reader must not miss: static routing, no-op gates."""
     notes = []
-    for role in ("variant", "baseline"):
+    for role in (Role.VARIANT, Role.BASELINE):
         d = _arm(record, role, "dynamics")
         if d and d["static"]:
             notes.append(

@@ -22,6 +22,7 @@ from bemctl.reports import costs
 from bemctl.reports.curves import Points, RunCurve, as_curve
 from bemctl.reports.dynamics_summary import html_lines as dynamics_html
 from bemctl.reports.router_summary import router_rows
+from store.states import GateOutcome, Role, Verdict
 
 Curves = Mapping[int, RunCurve | Points]
 
@@ -53,9 +54,9 @@ section { border-top: 2px solid #ddd; margin-top: 2em; }
 
 def verdict_class(verdict: str) -> str:
     """CSS class for a verdict: green PROMOTE, red REJECT, yellow anything inconclusive."""
-    if verdict.startswith("PROMOTE"):
+    if verdict == Verdict.PROMOTE:
         return "promote"
-    if verdict.startswith("REJECT"):
+    if verdict == Verdict.REJECT:
         return "reject"
     return "inconclusive"
 
@@ -221,7 +222,7 @@ def _no_curve_notes(r: dict[str, Any], curves: Curves) -> list[str]:
     arm trains nothing), or it logged no step while the other arm did."""
     drawn = _arm_curves(r, curves)
     notes = []
-    for role in ("baseline", "variant"):
+    for role in Role:
         side = r[f"{role}_metrics"]
         source = side.get("adapter_source_run_id")
         if role in drawn:
@@ -282,9 +283,9 @@ def _gate_table(gates: list[dict[str, Any]]) -> list[str]:
 # -- small helpers --------------------------------------------------------------------
 
 _RESULT = {
-    "pass": '<span class="pass">✓</span>',
-    "fail": '<span class="fail">✗</span>',
-    "inconclusive": '<span class="inconclusive">? inconclusive</span>',
+    GateOutcome.PASS: '<span class="pass">✓</span>',
+    GateOutcome.FAIL: '<span class="fail">✗</span>',
+    GateOutcome.INCONCLUSIVE: '<span class="inconclusive">? inconclusive</span>',
 }
 
 
@@ -328,7 +329,7 @@ def _png(fig: Figure) -> bytes:
 def _arm_curves(r: dict[str, Any], curves: Curves) -> dict[str, RunCurve]:
     """role -> its run's curve, for the arms that logged at least one step."""
     found = {}
-    for role in ("baseline", "variant"):
+    for role in Role:
         curve = as_curve(curves.get(r[f"{role}_metrics"]["run_id"]))
         if curve.points:
             found[role] = curve
@@ -346,7 +347,7 @@ def curves_figure(r: dict[str, Any], curves: Curves) -> Figure | None:
     panels: dict[str, list[str]] = {}
     for role, curve in arms.items():
         panels.setdefault(curve.label, []).append(role)
-    colours = {"baseline": _BASELINE, "variant": _VARIANT}
+    colours = {Role.BASELINE: _BASELINE, Role.VARIANT: _VARIANT}
     with matplotlib.style.context(_STYLE):
         fig = Figure(figsize=(7, 0.4 + 2.8 * len(panels)))
         axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]

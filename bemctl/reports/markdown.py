@@ -7,6 +7,7 @@ from typing import Any
 from bemctl.reports import costs
 from bemctl.reports.dynamics_summary import markdown_lines as dynamics_lines
 from bemctl.reports.router_summary import router_rows
+from store.states import GateOutcome, Role
 
 
 def _num(value: Any, fmt: str = ".4f") -> str:
@@ -130,7 +131,7 @@ def _experiment(r: dict[str, Any]) -> list[str]:
         out += ["", "| router | baseline | variant |", "|---|---|---|"]
         out += [f"| {label} | {base} | {var} |" for label, base, var in router]
     out += dynamics_lines(r)
-    for role in ("baseline", "variant"):
+    for role in Role:
         source = r[f"{role}_metrics"].get("adapter_source_run_id")
         if source is not None:
             out += [
@@ -151,4 +152,8 @@ def _experiment(r: dict[str, Any]) -> list[str]:
     return out
 
 
-_RESULT = {"pass": "✓ pass", "fail": "✗ FAIL", "inconclusive": "? inconclusive"}
+_RESULT = {
+    GateOutcome.PASS: "✓ pass",
+    GateOutcome.FAIL: "✗ FAIL",
+    GateOutcome.INCONCLUSIVE: "? inconclusive",
+}

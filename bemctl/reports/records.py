@@ -13,6 +13,7 @@ from typing import Any
 from bemctl.reports.dynamics_summary import run_fields
 from store import queries
 from store.db import Store
+from store.states import GateOutcome, Role
 
 SCHEMA_VERSION = 5  # 4: router measurements, adapter provenance; 5: cost intervals, gate
 # outcomes, identical metrics, routing dynamics and gate movement
@@ -63,7 +64,7 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
             "gate": g.gate,
             "metric": g.metric,
             "passed": g.passed,
-            "outcome": g.outcome or ("pass" if g.passed else "fail"),
+            "outcome": g.outcome or (GateOutcome.PASS if g.passed else GateOutcome.FAIL),
             "observed": g.observed,
             "threshold": g.threshold,
             "comparator": g.comparator,
@@ -85,8 +86,8 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
         "invocation_id": comp.invocation_id,
         "created_at": comp.created_at.isoformat(),
         "spec_hash": experiment.spec_hash,
-        "baseline_metrics": _run_metrics(base_run, stat_rows, "baseline"),
-        "variant_metrics": _run_metrics(var_run, stat_rows, "variant"),
+        "baseline_metrics": _run_metrics(base_run, stat_rows, Role.BASELINE),
+        "variant_metrics": _run_metrics(var_run, stat_rows, Role.VARIANT),
         "budget": {
             "param_ratio": comp.param_ratio,
             "flop_ratio": comp.flop_ratio,

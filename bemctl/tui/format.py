@@ -5,14 +5,16 @@ from __future__ import annotations
 from rich.text import Text
 
 from store.console import PhaseProgress
+from store.states import RunStatus
 
 STATUS_STYLES = {
-    "queued": "dim",
-    "running": "bold cyan",
-    "succeeded": "green",
-    "failed": "bold red",
-    "cancelled": "yellow",
-    "interrupted": "yellow",
+    # run statuses; a job's are the same strings (store.states)
+    RunStatus.QUEUED: "dim",
+    RunStatus.RUNNING: "bold cyan",
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.FAILED: "bold red",
+    RunStatus.CANCELLED: "yellow",
+    RunStatus.INTERRUPTED: "yellow",
 }
 
 

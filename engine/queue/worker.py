@@ -19,6 +19,7 @@ from store import jobs
 from store.db import Store
 from store.errors import BemctlError
 from store.models import Job
+from store.states import BatchStatus, JobStatus
 from triton_ops import KernelConfigError
 
 JobRunner = Callable[[Settings, Store, Job, JobControl, ProgressSink], str | None]
@@ -57,9 +58,9 @@ class Worker:
             self.run(once=True)
             finish_batch(self.store, self.batch_id)
             status, batch_jobs = jobs.batch_state(self.store, self.batch_id)
-            if status != "open":
+            if status != BatchStatus.OPEN:
                 return
-            held = [j for j in batch_jobs if j.status == "running"]
+            held = [j for j in batch_jobs if j.status == JobStatus.RUNNING]
             why = ", ".join(f"job {j.id} on worker {j.worker_id}" for j in held)
             if why and why != said:
                 self.say(f"waiting for {why}")
@@ -98,12 +99,12 @@ class Worker:
         control = JobControl(
             self.store, job.id, self.identity.id, heartbeat_s=w.heartbeat_s, lease_s=w.lease_s
         )
-        status, error, result = "failed", None, None
+        status, error, result = JobStatus.FAILED, None, None
         try:
             result = self.job_runner(self.settings, self.store, job, control, self.progress)
-            status = "succeeded"
+            status = JobStatus.SUCCEEDED
         except JobCancelled:
-            status, error = "cancelled", "cancelled by user"
+            status, error = JobStatus.CANCELLED, "cancelled by user"
         except jobs.LeaseLost as exc:
             self.say(f"job {job.id}: {exc}; dropping it")
             control.close()
@@ -117,7 +118,7 @@ class Worker:
                     self.store,
                     job.id,
                     self.identity.id,
-                    "cancelled",
+                    JobStatus.CANCELLED,
                     error="interrupted by user (Ctrl-C)",
                 )
             raise

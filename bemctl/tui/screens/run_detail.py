@@ -20,6 +20,7 @@ from bemctl.tui.screens.base import LiveScreen, StatusLine
 from bemctl.tui.widgets.loss_plot import LossPlot
 from store.console import RunDetail, StepPoint, run_detail
 from store.db import Store
+from store.states import JobStatus, RunStatus
 
 LAST_STEPS = 15  # rows of the step table
 
@@ -94,7 +95,9 @@ class RunDetailScreen(LiveScreen):
 
     def _show_error(self, data: RunDetail) -> None:
         run = data.run
-        error = run.error or (run.job_error if run.status in ("failed", "cancelled") else None)
+        error = run.error or (
+            run.job_error if run.status in (RunStatus.FAILED, RunStatus.CANCELLED) else None
+        )
         box = self.query_one("#run-error", Static)
         box.display = bool(error)
         if error:
@@ -152,6 +155,6 @@ def _info_text(data: RunDetail) -> Text:
     text.append(f"\n{r.device} · {mode} · attempt {r.attempt}")
     if r.job_id is not None:
         text.append(f" · job {r.job_id} ({r.job_status}) · batch {r.batch_id}")
-        if r.job_status == "running" and r.job_phase:
+        if r.job_status == JobStatus.RUNNING and r.job_phase:
             text.append(f" · {phase_text(r.job_phase_progress) or r.job_phase}", style="cyan")
     return text

@@ -9,11 +9,12 @@ from textual.widgets import DataTable
 
 from bemctl.tui.format import num
 from store.console import GateResult
+from store.states import GateOutcome
 
 PASS = Text("✓", style="bold green")
 FAIL = Text("✗", style="bold red")
 UNDECIDED = Text("?", style="bold yellow")
-MARKS = {"pass": PASS, "fail": FAIL, "inconclusive": UNDECIDED}
+MARKS = {GateOutcome.PASS: PASS, GateOutcome.FAIL: FAIL, GateOutcome.INCONCLUSIVE: UNDECIDED}
 
 
 class GateTable(DataTable[str | Text]):
