@@ -4,12 +4,12 @@
 the router: the A/B protocol, `engine.protocols.ab`). What lives here is what any protocol
 that trains and scores adapter arms needs:
 - building an arm on the frozen base, training it with step losses streamed to the store,
-  evaluating it on every eval example, saving its adapter (`_train_and_evaluate`);
+  evaluating it on every eval example, saving its adapter (`train_and_evaluate`);
 - reusing an arm that an earlier attempt of the same job finished (its worker died later):
   only if its stored record (plan, base, eval set, device, adapter key; engine.arms) matches
   this attempt's, its adapter file reads and its scores cover this eval set in order;
-  otherwise it is retrained and the job's log says why (`_reusable_run`, `_reload`);
-- refusing arms that differ in anything but the variant (`_check_arms`);
+  otherwise it is retrained and the job's log says why (`reusable_run`, `reload_arm`);
+- refusing arms that differ in anything but the variant (`check_arms`);
 - the cost measurements: KV-cache check, interleaved latency, peak tensor memory;
 - per-metric statistics of the paired evidence (`engine.protocols.evidence`).
 """
@@ -230,7 +230,7 @@ class ExperimentRunner:
         if self.job is not None:
             jobs.log_event(self.store, self.job.job_id, kind, message, run_id)
 
-    def _reusable_run(
+    def reusable_run(
         self,
         role: str,
         seed: int,
@@ -272,7 +272,7 @@ class ExperimentRunner:
             return None
         return done, scores
 
-    def _check_arms(
+    def check_arms(
         self,
         name: str,
         results: dict[tuple[int, str], RoleResult],
@@ -305,7 +305,7 @@ class ExperimentRunner:
             raise BemctlError(f"{name}: {refusal}", exit_code=1)
         return arms
 
-    def _kv_check(
+    def kv_check(
         self, model, base: BaseModel, evals: list[TaskExample], loaded: LoadedSpec
     ) -> KVCacheCheck:
         spec = loaded.spec
@@ -318,7 +318,7 @@ class ExperimentRunner:
             spec.model.max_length,
         )
 
-    def _tensor_memory(
+    def tensor_memory(
         self,
         arms: dict[str, RoleResult],
         loaded: LoadedSpec,
@@ -379,7 +379,7 @@ class ExperimentRunner:
         phase.done()
         return readings
 
-    def _base_model(self, name: str) -> BaseModel:
+    def load_base(self, name: str) -> BaseModel:
         """The frozen base; an embedded one pre-trained as the job's frozen plan says."""
         p = self._frozen.pretrain or self.settings.pretrain.model_dump()
         plan = PretrainPlan(
@@ -405,7 +405,7 @@ class ExperimentRunner:
         model = build_adapter_model(role, loaded.spec.bem_config, base.model, seed, loaded.path)
         return model.to(self.device)
 
-    def _train_and_evaluate(
+    def train_and_evaluate(
         self,
         role: str,
         run_id: int,
@@ -581,7 +581,7 @@ class ExperimentRunner:
         phase.done()
         return result
 
-    def _reload(
+    def reload_arm(
         self,
         run: Run,
         scores: dict[str, dict[str, float]],
@@ -590,7 +590,7 @@ class ExperimentRunner:
         task: Task,
         evals: list[TaskExample],
     ) -> RoleResult:
-        """An arm finished by an earlier attempt of this job (checked by `_reusable_run`):
+        """An arm finished by an earlier attempt of this job (checked by `reusable_run`):
         its adapter, scores (metric -> example -> value, in position order) and measurements
         come back from the store; corpus statistics are recomputed from the stored
         predictions (they are a deterministic function of them)."""
@@ -646,7 +646,7 @@ class ExperimentRunner:
                 os.unlink(tmp)
         return target
 
-    def _latency(
+    def measure_latency_pair(
         self,
         baseline_model: torch.nn.Module,
         variant_model: torch.nn.Module,
@@ -708,7 +708,7 @@ class ExperimentRunner:
             )
         return measured, [float(np.median(p)) if p else None for p in pregen]
 
-    def _metric_stats(
+    def metric_stats(
         self,
         metric: str,
         task: Task,
@@ -717,7 +717,7 @@ class ExperimentRunner:
         plan: ExperimentPlan,
     ) -> MetricOutcome:
         """Pair by evaluation position after averaging each arm over seeds; keep each seed's
-        difference. Every arm was checked (`_check_arms`) to be scored on this eval set in
+        difference. Every arm was checked (`check_arms`) to be scored on this eval set in
         order, so position i is the same example in every arm and in the corpus statistics."""
         if task.metric(metric).corpus_level:
             return compare_corpus(

@@ -3,10 +3,10 @@
 What V1-V4 and the router run under. Order of work and why:
 1. The plan is the one frozen when the job was queued (engine.plan.FrozenPlan); runs are
    created (or an arm finished by an earlier attempt of the job is picked for reuse,
-   `ExperimentRunner._reusable_run`) before the base model loads, so the console shows them.
+   `ExperimentRunner.reusable_run`) before the base model loads, so the console shows them.
 2. One base model, two adapters per seed (same seed, same LoRA init, same batches), trained
    and evaluated on every eval example; arms that differ in anything but the variant are
-   refused (`_check_arms`).
+   refused (`check_arms`).
 3. Cost: the KV-cache check, latency interleaved between the two trained models of the first
    seed until its interval decides the gate, peak tensor memory of both (training step and
    generation), FLOPs on one probe batch.
@@ -28,6 +28,7 @@ from engine.evaluation.tensor_memory import TensorPeak
 from engine.outcome import ExperimentOutcome, MetricOutcome
 from engine.protocols.base import ExperimentProtocol
 from engine.protocols.evidence import mark_identical
+from engine.runner import adapter_key, load_data
 from engine.tasks.base import Task
 from store import queries
 from store.models import Run
@@ -45,8 +46,6 @@ class ABProtocol(ExperimentProtocol):
     def run(
         self, runner: ExperimentRunner, loaded: LoadedSpec, frozen: FrozenPlan
     ) -> ExperimentOutcome:
-        from engine.runner import adapter_key, load_data
-
         spec = loaded.spec
         plan = frozen.experiment
         experiment = queries.get_or_create_experiment(
@@ -75,7 +74,7 @@ class ABProtocol(ExperimentProtocol):
                     if warm and (seed, "baseline") not in reused
                     else None
                 )
-                found = runner._reusable_run(role, seed, record, loaded, evals, blocked)
+                found = runner.reusable_run(role, seed, record, loaded, evals, blocked)
                 if found is not None:
                     done, _ = found
                     reused[seed, role] = found
@@ -104,16 +103,16 @@ class ABProtocol(ExperimentProtocol):
         gpu_watch = PeakMemory(runner.device)
         gpu_watch.__enter__()
         try:
-            base = runner._base_model(spec.model.base_model)
+            base = runner.load_base(spec.model.base_model)
             results: dict[tuple[int, str], RoleResult] = {}
             for seed in plan.seeds:
                 for role in ("baseline", "variant"):
                     if (seed, role) in reused:
-                        results[seed, role] = runner._reload(
+                        results[seed, role] = runner.reload_arm(
                             *reused[seed, role], loaded, base, task, evals
                         )
                         continue
-                    results[seed, role] = runner._train_and_evaluate(
+                    results[seed, role] = runner.train_and_evaluate(
                         role,
                         run_ids[seed, role],
                         loaded,
@@ -131,12 +130,12 @@ class ABProtocol(ExperimentProtocol):
                     )
                     if seed != first:
                         results[seed, role].model = None  # only the first seed's are timed
-            arms = runner._check_arms(spec.experiment_name, results, evals)
+            arms = runner.check_arms(spec.experiment_name, results, evals)
             kv = {
-                role: runner._kv_check(results[first, role].model, base, evals, loaded)
+                role: runner.kv_check(results[first, role].model, base, evals, loaded)
                 for role in ("baseline", "variant")
             }
-            latency, pregen = runner._latency(
+            latency, pregen = runner.measure_latency_pair(
                 results[first, "baseline"].model,
                 results[first, "variant"].model,
                 base,
@@ -145,7 +144,7 @@ class ABProtocol(ExperimentProtocol):
                 loaded,
             )
             b, v = results[first, "baseline"], results[first, "variant"]
-            memory = runner._tensor_memory(
+            memory = runner.tensor_memory(
                 {"baseline": b, "variant": v}, loaded, plan, base, task, train, evals
             )
         finally:
@@ -177,7 +176,7 @@ class ABProtocol(ExperimentProtocol):
         metrics = []
         per_seed = [(results[s, "baseline"], results[s, "variant"]) for s in plan.seeds]
         for metric in spec.metric_names:
-            metrics.append(runner._metric_stats(metric, task, evals, per_seed, plan))
+            metrics.append(runner.metric_stats(metric, task, evals, per_seed, plan))
             phase.advance(1, metric)
         phase.done()
         return ExperimentOutcome(
