@@ -45,7 +45,8 @@ from engine.plan import ExperimentPlan, FrozenPlan, RunOptions, freeze_plan
 from engine.progress import NullProgress, ProgressSink
 from engine.protocols.evidence import compare_corpus, compare_paired
 from engine.protocols.registry import get_protocol
-from engine.queue.control import JobControl, StepWriter
+from engine.queue.control import JobControl
+from engine.recorder import Recorder
 from engine.settings import Settings
 from engine.spec import LoadedSpec
 from engine.tasks.base import Task, TaskExample
@@ -60,10 +61,10 @@ from engine.training import (
 )
 from engine.variants.build import build_adapter_model
 from engine.variants.registry import model_class
-from store import jobs, queries
 from store.db import Store
 from store.errors import BemctlError
 from store.models import Run
+from store.recorder import SqliteRecorder
 
 
 @dataclass
@@ -193,10 +194,13 @@ class ExperimentRunner:
         *,
         invocation_id: str | None = None,
         job: JobContext | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.settings = settings
         self.job = job
-        self.store = store
+        self.store = store  # the job's control (cancel, lease) still reads it
+        # everything the protocols and the arm machinery record goes through this
+        self.recorder: Recorder = recorder or SqliteRecorder(store, job.job_id if job else None)
         self.options = options
         self.progress = progress or NullProgress()
         self.device = resolve_device(settings.device)
@@ -227,8 +231,7 @@ class ExperimentRunner:
     def _note(self, kind: str, message: str, run_id: int | None = None) -> None:
         """A line for the progress log and, under a job, its event log (the console shows it)."""
         self.progress.log(message)
-        if self.job is not None:
-            jobs.log_event(self.store, self.job.job_id, kind, message, run_id)
+        self.recorder.note(kind, message, run_id)
 
     def reusable_run(
         self,
@@ -245,7 +248,7 @@ class ExperimentRunner:
         eval set in this order, not `blocked`. Otherwise None, and the job's log says why."""
         if self.job is None:
             return None
-        done = queries.finished_run_of_job(self.store, self.job.job_id, role, seed)
+        done = self.recorder.finished_run_of_job(self.job.job_id, role, seed)
         if done is None:
             return None
         assert done.id is not None
@@ -254,7 +257,7 @@ class ExperimentRunner:
         if why is None:
             why = _adapter_problem(done.adapter_path)
         if why is None:
-            scores = queries.example_scores(self.store, done.id)
+            scores = self.recorder.example_scores(done.id)
             ids = [ex.id for ex in evals]
             for metric in loaded.spec.metric_names:
                 if metric not in scores:
@@ -283,7 +286,7 @@ class ExperimentRunner:
         ids = tuple(ex.id for ex in evals)
         arms = []
         for (seed, role), result in results.items():
-            run = queries.get_run(self.store, result.run_id)
+            run = self.recorder.run(result.run_id)
             assert run is not None
             try:
                 record = ArmRecord.from_json(run.plan_json) if run.plan_json else None
@@ -367,8 +370,7 @@ class ExperimentRunner:
                 generate,
                 self.device,
             )
-            queries.update_run(
-                self.store,
+            self.recorder.measured(
                 result.run_id,
                 peak_memory_bytes=readings[role].peak_bytes,
                 memory_kind=readings[role].kind,
@@ -419,17 +421,17 @@ class ExperimentRunner:
         warm_start: Path | None = None,
     ) -> RoleResult:
         spec = loaded.spec
-        queries.mark_run_running(self.store, run_id)
+        self.recorder.run_started(run_id)
         model = self._build(role, loaded, base, seed)
-        queries.update_run(  # what its step rows measure (None: language-model loss)
-            self.store, run_id, curve_quantity=model.curve_quantity
+        self.recorder.measured(  # what its step rows measure (None: language-model loss)
+            run_id, curve_quantity=model.curve_quantity
         )
         total, trainable = model.parameter_counts()
         source = None
         if role == "baseline" and spec.bem_config.baseline_variant_config() is not None:
             # AR1's baseline is AR0: an identical AR0 arm trained before is taken, not retrained
-            source = queries.finished_run_with_adapter_key(
-                self.store, adapter_key(role, loaded, plan, seed, self._frozen.pretrain)
+            source = self.recorder.finished_run_with_adapter_key(
+                adapter_key(role, loaded, plan, seed, self._frozen.pretrain)
             )
         if warm_start is not None:
             model.load_trainable_state_dict(_load_adapter(warm_start))
@@ -450,10 +452,10 @@ class ExperimentRunner:
         else:
             n_steps = model.training_steps(tplan)
         if n_steps != plan.steps:
-            queries.update_run(self.store, run_id, total_steps=n_steps)
+            self.recorder.measured(run_id, total_steps=n_steps)
         phase = self.progress.phase(f"{spec.experiment_name}: train {role} (seed {seed})", n_steps)
 
-        steps = StepWriter(self.store, run_id)
+        steps = self.recorder.steps(run_id)
 
         def on_step(step: int, loss: float, lr: float, elapsed: float) -> None:
             steps.add(step, loss, lr, elapsed)
@@ -464,7 +466,7 @@ class ExperimentRunner:
                 assert source.adapter_path is not None
                 model.load_trainable_state_dict(_load_adapter(Path(source.adapter_path)))
                 model.eval()
-                queries.update_run(self.store, run_id, adapter_source_run_id=source.id)
+                self.recorder.measured(run_id, adapter_source_run_id=source.id)
                 self.progress.log(
                     f"{spec.experiment_name} {role}: adapter taken from run {source.id} "
                     f"(trained identically before), not retrained"
@@ -478,7 +480,7 @@ class ExperimentRunner:
                 train_adapter(model, base.tokenizer, pairs, tplan, self.device, on_step)
         except TrainingDiverged as exc:
             steps.flush()
-            queries.mark_run_finished(self.store, run_id, "failed", str(exc))
+            self.recorder.finished(run_id, "failed", str(exc))
             raise BemctlError(
                 f"{spec.experiment_name} {role}: training failed: {exc}", exit_code=1
             ) from None
@@ -516,11 +518,8 @@ class ExperimentRunner:
         phase.done()
         variant_stats = self._variant_statistics(model, base, task, evals, out, plan, loaded)
         example_ids = [ex.id for ex in evals]
-        queries.record_evaluation(
-            self.store, run_id, out.scores, out.predictions, order=example_ids
-        )
-        queries.update_run(
-            self.store,
+        self.recorder.evaluated(run_id, out.scores, out.predictions, example_ids)
+        self.recorder.measured(
             run_id,
             params_total=total,
             params_trainable=trainable,
@@ -528,7 +527,7 @@ class ExperimentRunner:
             adapter_path=str(adapter_path),
             variant_stats_json=json.dumps(variant_stats) if variant_stats is not None else None,
         )
-        queries.mark_run_finished(self.store, run_id, "succeeded")
+        self.recorder.finished(run_id, "succeeded")
         return RoleResult(
             run_id,
             model,
@@ -610,7 +609,7 @@ class ExperimentRunner:
         corpus: dict = {}
         corpus_metrics = [m for m in loaded.spec.metric_names if task.metric(m).corpus_level]
         if corpus_metrics:
-            outputs = queries.predictions(self.store, run.id)
+            outputs = self.recorder.predictions(run.id)
             for metric in corpus_metrics:
                 corpus[metric] = np.stack(
                     [

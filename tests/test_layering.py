@@ -8,9 +8,10 @@ import cannot hide a dependency.
 `make test` also runs import-linter (`lint-imports`, contracts in pyproject.toml), which sees
 function-level and TYPE_CHECKING imports too and follows indirect chains. This test stays
 because import-linter's graph (grimp) only holds modules of regular packages: directories
-without an `__init__.py` are invisible to it, and today those are engine/variants/ (every
-variant's code) and store/migrations/ (the Alembic revisions). This test reads every .py file
-under each package, whatever its directory, so those are checked here (direct imports only).
+without an `__init__.py` are invisible to it (store/migrations/, the Alembic revisions, which
+Alembic loads by path; engine/variants/ has one now, so import-linter sees every variant).
+This test reads every .py file under each package, whatever its directory, so those are
+checked here too (direct imports only).
 """
 
 from __future__ import annotations

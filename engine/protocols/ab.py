@@ -30,7 +30,6 @@ from engine.protocols.base import ExperimentProtocol
 from engine.protocols.evidence import mark_identical
 from engine.runner import adapter_key, load_data
 from engine.tasks.base import Task
-from store import queries
 from store.models import Run
 
 if TYPE_CHECKING:
@@ -48,8 +47,7 @@ class ABProtocol(ExperimentProtocol):
     ) -> ExperimentOutcome:
         spec = loaded.spec
         plan = frozen.experiment
-        experiment = queries.get_or_create_experiment(
-            runner.store,
+        experiment_id = runner.recorder.open_experiment(
             spec.experiment_name,
             spec.canonical_json(),
             spec.spec_hash(),
@@ -81,9 +79,8 @@ class ABProtocol(ExperimentProtocol):
                     assert done.id is not None
                     run_ids[seed, role] = done.id
                     continue
-                run = queries.create_run(
-                    runner.store,
-                    experiment_id=experiment.id,
+                run_id = runner.recorder.open_run(
+                    experiment_id=experiment_id,
                     invocation_id=runner.invocation_id,
                     role=role,
                     seed=seed,
@@ -95,8 +92,7 @@ class ABProtocol(ExperimentProtocol):
                     adapter_key=record.adapter_key,
                     plan_json=record.to_json(),
                 )
-                assert run.id is not None
-                run_ids[seed, role] = run.id
+                run_ids[seed, role] = run_id
         first = plan.seeds[0]
         # device-wide NVML sampling (~10 Hz) for the whole experiment when CUDA is in use;
         # on CPU it only watches RSS and the GPU fields stay "unavailable"
@@ -151,8 +147,7 @@ class ABProtocol(ExperimentProtocol):
             gpu_watch.__exit__(None, None, None)
         watched = gpu_watch.reading
         for run_id in run_ids.values():
-            queries.update_run(  # process-wide, both arms: context beside the tensor peaks
-                runner.store,
+            runner.recorder.measured(  # process-wide, both arms: context beside the tensor peaks
                 run_id,
                 rss_peak_bytes=watched.rss_peak_bytes if watched else None,
                 gpu_memory_used_bytes=watched.gpu_used_bytes if watched else None,
@@ -160,8 +155,7 @@ class ABProtocol(ExperimentProtocol):
             )
         for i, role in enumerate(("baseline", "variant")):
             samples = latency.baseline_ms if i == 0 else latency.variant_ms
-            queries.update_run(
-                runner.store,
+            runner.recorder.measured(
                 run_ids[first, role],
                 latency_p50_ms=float(np.percentile(samples, 50)),
                 latency_p95_ms=float(np.percentile(samples, 95)),
@@ -183,7 +177,7 @@ class ABProtocol(ExperimentProtocol):
             name=spec.experiment_name,
             spec=loaded,
             plan=plan,
-            experiment_id=experiment.id,
+            experiment_id=experiment_id,
             baseline_run_id=b.run_id,
             variant_run_id=v.run_id,
             param_ratio=v.params_trainable / b.params_trainable,

@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable
 
 from engine.progress import Phase, ProgressSink
-from store import jobs, queries
+from store import jobs
 from store.db import Store
+from store.recorder import StepWriter  # noqa: F401  (re-exported: the class is the store's)
 
 
 class JobCancelled(Exception):
@@ -141,33 +142,3 @@ class _CheckedPhase:
     def done(self) -> None:
         self.inner.done()
         self.control.phase_progress(self.step, self.detail, final=True)
-
-
-class StepWriter:
-    """Buffers loss-curve points and writes them in one transaction every `interval_s`.
-
-    A commit costs ~60x a row: one transaction per step caps ingest at ~4,000 rows/s,
-    batches of 200 reach ~190,000 (bench/store.py). Half a second of delay is invisible
-    in a console; `max_rows` bounds the buffer when steps are very fast.
-    """
-
-    def __init__(
-        self, store: Store, run_id: int, interval_s: float = 0.5, max_rows: int = 1000
-    ) -> None:
-        self.store = store
-        self.run_id = run_id
-        self.interval_s = interval_s
-        self.max_rows = max_rows
-        self._rows: list[tuple[int, float, float, float]] = []
-        self._last = time.monotonic()
-
-    def add(self, step: int, loss: float, lr: float, elapsed_s: float) -> None:
-        self._rows.append((step, loss, lr, elapsed_s))
-        if len(self._rows) >= self.max_rows or time.monotonic() - self._last >= self.interval_s:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._rows:
-            queries.record_steps(self.store, self.run_id, self._rows)
-            self._rows = []
-        self._last = time.monotonic()

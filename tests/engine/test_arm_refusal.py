@@ -101,7 +101,7 @@ def test_run_refuses_arms_whose_stored_plans_differ(
 ) -> None:
     """The runner's check reads the runs' records back from the store: a variant run whose
     record says another step count fails the job before any statistics, exit 1."""
-    real = ExperimentRunner._train_and_evaluate
+    real = ExperimentRunner.train_and_evaluate
 
     def tamper_the_variant(self, role, run_id, *args, **kwargs):
         result = real(self, role, run_id, *args, **kwargs)
@@ -111,7 +111,7 @@ def test_run_refuses_arms_whose_stored_plans_differ(
             queries.update_run(self.store, run_id, plan_json=json.dumps(record))
         return result
 
-    monkeypatch.setattr(ExperimentRunner, "_train_and_evaluate", tamper_the_variant)
+    monkeypatch.setattr(ExperimentRunner, "train_and_evaluate", tamper_the_variant)
     result = cli("run", "v1_dynrank", "--quick")
     assert result.code == 1
     [line] = [line for line in result.err.splitlines() if line.startswith("error: job")]

@@ -85,8 +85,7 @@ def upgrade() -> None:
     # step_metric, example_score... refuse while they have rows, and PRAGMA foreign_keys
     # cannot be switched off inside the transaction the migration runs in.
     op.execute(
-        "ALTER TABLE run ADD COLUMN job_id INTEGER "
-        "CONSTRAINT fk_run_job_id_job REFERENCES job (id)"
+        "ALTER TABLE run ADD COLUMN job_id INTEGER CONSTRAINT fk_run_job_id_job REFERENCES job (id)"
     )
     op.add_column(
         "run", sa.Column("attempt", sa.Integer(), nullable=False, server_default=sa.text("1"))

@@ -19,7 +19,6 @@ from engine.outcome import ExperimentOutcome
 from engine.protocols import registry
 from engine.protocols.base import ExperimentProtocol
 from engine.protocols.evidence import compare_paired
-from store import queries
 
 N = 200
 
@@ -42,9 +41,9 @@ class FixedScoresProtocol(ExperimentProtocol):
     description = "two fixed score vectors, compared"
 
     def run(self, runner, loaded, frozen) -> ExperimentOutcome:
-        spec, plan, store = loaded.spec, frozen.experiment, runner.store
-        experiment = queries.get_or_create_experiment(
-            store, spec.experiment_name, spec.canonical_json(), spec.spec_hash(), str(loaded.path)
+        spec, plan, recorder = loaded.spec, frozen.experiment, runner.recorder
+        experiment_id = recorder.open_experiment(
+            spec.experiment_name, spec.canonical_json(), spec.spec_hash(), str(loaded.path)
         )
         ids = [f"fixed-{i:03d}" for i in range(N)]
         columns = dict(zip(("baseline", "variant"), _fixed_columns(), strict=True))
@@ -60,9 +59,8 @@ class FixedScoresProtocol(ExperimentProtocol):
                 N,
                 "cpu",
             )
-            run = queries.create_run(
-                store,
-                experiment_id=experiment.id,
+            run_id = recorder.open_run(
+                experiment_id=experiment_id,
                 invocation_id=runner.invocation_id,
                 role=role,
                 seed=plan.seed,
@@ -73,15 +71,15 @@ class FixedScoresProtocol(ExperimentProtocol):
                 attempt=runner.job.attempt if runner.job else 1,
                 plan_json=record.to_json(),
             )
-            queries.mark_run_running(store, run.id)
+            recorder.run_started(run_id)
             pairs = list(zip(ids, column, strict=True))
             scores = {i: {m: v for m in spec.metric_names} for i, v in pairs}
             predictions = [(i, str(v), [str(v)], None) for i, v in pairs]
-            queries.record_evaluation(store, run.id, scores, predictions, order=ids)
-            queries.update_run(store, run.id, params_total=1, params_trainable=1)
-            queries.mark_run_finished(store, run.id, "succeeded")
-            run_ids[role] = run.id
-            arms.append(ScoredArm(run.id, role, plan.seed, record, ids_fingerprint(ids), N))
+            recorder.evaluated(run_id, scores, predictions, ids)
+            recorder.measured(run_id, params_total=1, params_trainable=1)
+            recorder.finished(run_id, "succeeded")
+            run_ids[role] = run_id
+            arms.append(ScoredArm(run_id, role, plan.seed, record, ids_fingerprint(ids), N))
         metrics = [
             compare_paired(m, [columns["baseline"]], [columns["variant"]], plan)
             for m in spec.metric_names[:1]
@@ -90,7 +88,7 @@ class FixedScoresProtocol(ExperimentProtocol):
             name=spec.experiment_name,
             spec=loaded,
             plan=plan,
-            experiment_id=experiment.id,
+            experiment_id=experiment_id,
             baseline_run_id=run_ids["baseline"],
             variant_run_id=run_ids["variant"],
             param_ratio=1.0,

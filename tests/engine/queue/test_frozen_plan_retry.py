@@ -38,7 +38,7 @@ def _first_attempt_dies_after_the_baseline() -> int:
         job = jobs.claim_next(store, far, 600)
         assert job is not None and job.id is not None
         control = JobControl(store, job.id, far.id, heartbeat_s=600, lease_s=600)
-        real = ExperimentRunner._train_and_evaluate
+        real = ExperimentRunner.train_and_evaluate
 
         def until_the_variant(self, role, *args, **kwargs):
             if role == "variant":
@@ -46,7 +46,7 @@ def _first_attempt_dies_after_the_baseline() -> int:
             return real(self, role, *args, **kwargs)
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(ExperimentRunner, "_train_and_evaluate", until_the_variant)
+            mp.setattr(ExperimentRunner, "train_and_evaluate", until_the_variant)
             with pytest.raises(_WorkerDied):
                 run_job(settings, store, job, control, NullProgress())
         control.close()

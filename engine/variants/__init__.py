@@ -1,0 +1,1 @@
+"""Adapter variants, one folder per method, chosen by name (`engine.variants.registry`)."""
