@@ -64,13 +64,3 @@ def test_ar0_and_ar1_in_one_batch_ar1_takes_ar0_from_the_store(project: Path, cl
     report = cli("report", "ar1_pg", "--format", "md").out
     assert "| router | baseline | variant |" in report
     assert f"adapter was taken from run {ar0_arm.id}" in report
-
-
-def test_ar1_alone_trains_the_ar0_it_needs(project: Path, cli) -> None:
-    result = cli("run", "ar1_pg", "--quick")
-    assert result.code == 0, result.err
-    assert "AR0 behavioural cloning: expert-head accuracy" in result.err  # trained here
-    runs = _runs(project)
-    baseline = runs["ar1_pg", "baseline"]
-    assert baseline.adapter_source_run_id is None
-    assert baseline.current_step == baseline.total_steps > 0

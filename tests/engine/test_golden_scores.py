@@ -6,7 +6,8 @@ record written before the engine was reorganised around experiment protocols
 trainable-parameter count and its training-step losses. Scores and predictions must match
 exactly; losses are compared at float32 resolution (`EPSILONS` machine epsilons), because the
 order of a BLAS kernel's sums differs between CPU models, and on the machine the record was
-written on they match bit for bit.
+written on they match bit for bit. The same run shows that `ar1_pg` queued without `ar0_bc`
+trains the AR0 it needs as its baseline (one run fewer in the suite than a test of its own).
 
 To write the record again after a change that is *meant* to change results, run this test with
 WRITE_GOLDEN=1 and say why in the commit.
@@ -44,6 +45,9 @@ def _measured(project: Path) -> dict:
                 "params_trainable": run.params_trainable,
                 "losses": [s.loss for s in queries.step_metrics(store, run.id)],
             }
+            if (names[run.experiment_id], run.role) == ("ar1_pg", "baseline"):
+                assert run.adapter_source_run_id is None  # trained here, not taken
+                assert run.current_step == run.total_steps > 0
     return record
 
 
@@ -54,6 +58,8 @@ def _close(a: float, b: float) -> bool:
 def test_quick_run_scores_match_the_record(project: Path, cli) -> None:
     result = cli("run", "v1_dynrank", "ar1_pg", "--quick")
     assert result.code == 0, result.err
+    # ar1_pg without ar0_bc in the batch (or the store) trains the AR0 it needs as its baseline
+    assert "AR0 behavioural cloning: expert-head accuracy" in result.err
     measured = _measured(project)
     dump = os.environ.get("GOLDEN_DUMP")  # where to write what this run measured, to diff it
     if dump:
