@@ -12,9 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bemctl.reports import costs
-from bemctl.reports.dynamics_summary import dynamics_notes
-from bemctl.reports.router_summary import router_rows
+from bemctl.reports import costs, sections_view
 from store.states import Verdict
 
 COLOURS = {Verdict.PROMOTE: "green", Verdict.REJECT: "red"}  # INCONCLUSIVE: yellow
@@ -94,10 +92,9 @@ def print_verdicts(out: Console, records: list[dict[str, Any]]) -> None:
         out.print(f"  {ratios}")
         noun = "hypothesis" if family == 1 else "hypotheses"
         out.print(f"  BH-FDR over a family of {family} {noun} (every variant and metric here)")
-        for label, _, value in router_rows(r):
-            if value != "-":
-                out.print(f"  router: {escape(label)}: {escape(value)}")
-        for note in dynamics_notes(r):
+        for line in sections_view.brief(r):
+            out.print(f"  {escape(line)}")
+        for note in sections_view.notes(r):
             out.print(f"  [yellow]![/] {escape(note)}")
         for reason in decision["reasons"]:
             undecided = reason.startswith("underpowered") or " inconclusive (" in reason

@@ -107,7 +107,7 @@ def decide(outcomes: list[ExperimentOutcome]) -> None:
                 gates_spec.performance_gates_pass,
                 dict(gates_spec.non_inferiority_margin),
             ),
-        )
+        ) + list(o.protocol_gates)
         o.underpowered = [
             f"{m.metric}: {m.stats.underpowered_reason}" for m in o.metrics if m.stats.underpowered
         ]
@@ -156,6 +156,7 @@ def comparison_rows(
         seed=o.plan.seed,
         seeds_json=json.dumps(o.seed_runs),
         underpowered_json=json.dumps(o.underpowered),
+        sections_json=json.dumps([section.to_dict() for section in o.sections]),
     )
     stat_rows = [_stat_row(m, o) for m in o.metrics]
     gate_rows = [

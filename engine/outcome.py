@@ -3,8 +3,8 @@ verdict (with the rest of the batch) and the store keeps.
 
 A protocol fills `metrics` with its paired per-example evidence as statistics
 (`engine.protocols.evidence`), the cost ratios it measured (None = not measured: its cost
-gate is then not applied), and what it measures on its own in `variant_stats`/`costs`; the
-verdict fields are left empty for the batch.
+gate is then not applied), and what it measures on its own in `variant_stats`/`costs`, as
+report `sections` and as `protocol_gates`; the verdict fields are left empty for the batch.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine import stats
+from engine.gates import Gate
 from engine.plan import ExperimentPlan
+from engine.sections import Section
 from engine.spec import LoadedSpec
 
 
@@ -68,3 +70,8 @@ class ExperimentOutcome:
     arms: list[dict] | None = None  # engine.arms.ScoredArm.to_dict() of every compared run
     # the cost measurements' details: latency interval, rounds, load; memory by phase
     costs: dict | None = None
+    # what every view shows of the protocol's own measurements (engine.sections)
+    sections: list[Section] = field(default_factory=list)
+    # gates only this protocol can evaluate (a stream's canary, a curve's operating point);
+    # the decision adds them to the shared ones and the verdict weighs them alike
+    protocol_gates: list[Gate] = field(default_factory=list)

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.gates import Gate
 from engine.plan import ExperimentPlan
+from engine.sections import sections_from_json
 from engine.spec import ExperimentSpec, LoadedSpec
 from engine.stats import MetricComparison
 
@@ -40,6 +42,8 @@ def encode_outcome(outcome: Any) -> str:
             }
             for m in outcome.metrics
         ],
+        "sections": [section.to_dict() for section in outcome.sections],
+        "protocol_gates": [dataclasses.asdict(g) for g in outcome.protocol_gates],
         **{
             name: getattr(outcome, name)
             for name in (
@@ -85,7 +89,16 @@ def decode_outcome(text: str) -> Any:
         for m in data.pop("metrics")
     ]
     data.pop("format")
-    return ExperimentOutcome(spec=spec, plan=plan, metrics=metrics, **data)
+    sections = sections_from_json(data.pop("sections", None))
+    protocol_gates = [Gate(**g) for g in data.pop("protocol_gates", None) or []]
+    return ExperimentOutcome(
+        spec=spec,
+        plan=plan,
+        metrics=metrics,
+        sections=sections,
+        protocol_gates=protocol_gates,
+        **data,
+    )
 
 
 def _numpy_scalar(value: Any) -> Any:

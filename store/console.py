@@ -15,7 +15,6 @@ points after the ones the caller already holds.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,10 +22,9 @@ from datetime import datetime
 from sqlalchemy import and_, exists
 from sqlmodel import col, select
 
-from store import queries
 from store.db import Store
 from store.models import Event, Experiment, Job, Run, StepMetric
-from store.states import ACTIVE_JOB_STATUSES, GateOutcome, JobStatus, RunStatus
+from store.states import ACTIVE_JOB_STATUSES, JobStatus, RunStatus
 from store.types import utcnow
 
 # -- queue / runs ----------------------------------------------------------------------
@@ -418,119 +416,3 @@ def run_detail(store: Store, run_id: int, after_step: int = -1) -> RunDetail | N
         tuple(StepPoint(*s) for s in steps),
         tuple(EventRow(*e) for e in events),
     )
-
-
-# -- results --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricResult:
-    metric: str
-    n: int
-    test: str
-    baseline: float
-    variant: float
-    delta: float
-    ci_low: float
-    ci_high: float
-    confidence_level: float
-    p: float
-    p_adjusted: float | None
-    d_z: float | None
-    degenerate: bool = False  # every paired difference equal: the interval is a point
-    power: float | None = None
-    n_needed: int | None = None
-    underpowered: bool = False
-    underpowered_reason: str | None = None
-    identical_to: str | None = None  # a metric whose paired differences this one repeats
-
-
-@dataclass(frozen=True)
-class GateResult:
-    gate: str
-    metric: str | None
-    passed: bool
-    observed: float | None
-    comparator: str
-    threshold: float | None
-    detail: str
-    outcome: str = ""  # a GateOutcome (older stores: derived from passed)
-
-
-@dataclass(frozen=True)
-class ExperimentResult:
-    """An experiment's newest comparison, as the Results screen shows it."""
-
-    experiment: str
-    comparison_id: int
-    batch_id: str
-    verdict: str
-    baseline_run_id: int
-    variant_run_id: int
-    metrics: tuple[MetricResult, ...]
-    gates: tuple[GateResult, ...]
-    reasons: tuple[str, ...]
-    underpowered: tuple[str, ...] = ()  # why the comparison is too small to decide (per metric)
-
-    def min_improvement(self, metric: str) -> float | None:
-        """The `min_improvement` gate's threshold for `metric` (None if it has none)."""
-        for g in self.gates:
-            if g.gate == "min_improvement" and g.metric == metric:
-                return g.threshold
-        return None
-
-
-def results(store: Store) -> list[ExperimentResult]:
-    """Each experiment's newest comparison by name, the same choice `bemctl report` makes."""
-    out = []
-    for experiment, comp, stats, gates, base, var in queries.latest_comparisons(store):
-        assert comp.id is not None and base.id is not None and var.id is not None
-        out.append(
-            ExperimentResult(
-                experiment=experiment.name,
-                comparison_id=comp.id,
-                batch_id=comp.invocation_id,
-                verdict=comp.verdict,
-                baseline_run_id=base.id,
-                variant_run_id=var.id,
-                metrics=tuple(
-                    MetricResult(
-                        metric=s.metric,
-                        n=s.n,
-                        test=s.test_name,
-                        baseline=s.baseline_mean,
-                        variant=s.variant_mean,
-                        delta=s.mean_diff,
-                        ci_low=s.ci_low,
-                        ci_high=s.ci_high,
-                        confidence_level=s.confidence_level,
-                        p=s.p_value,
-                        p_adjusted=s.p_adjusted,
-                        d_z=s.effect_dz,
-                        degenerate=s.degenerate,
-                        power=s.power,
-                        n_needed=s.n_needed,
-                        underpowered=s.underpowered,
-                        underpowered_reason=s.underpowered_reason,
-                        identical_to=s.identical_to,
-                    )
-                    for s in stats
-                ),
-                gates=tuple(
-                    GateResult(
-                        gate=g.gate,
-                        metric=g.metric,
-                        passed=g.passed,
-                        observed=g.observed,
-                        comparator=g.comparator,
-                        threshold=g.threshold,
-                        detail=g.detail,
-                        outcome=g.outcome or (GateOutcome.PASS if g.passed else GateOutcome.FAIL),
-                    )
-                    for g in gates
-                ),
-                reasons=tuple(json.loads(comp.reasons_json)),
-                underpowered=tuple(json.loads(comp.underpowered_json or "[]")),
-            )
-        )
-    return out

@@ -30,7 +30,7 @@ from sqlmodel import Session
 from store.errors import BemctlError
 from store.writable import is_writable, mode_text
 
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Execution option read by the "begin" hook: which BEGIN flavour a connection emits.

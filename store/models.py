@@ -244,6 +244,8 @@ class Comparison(SQLModel, table=True):
     latency_ratio_low: float | None = None  # schema 0006: interval of the p50 latency ratio
     latency_ratio_high: float | None = None
     costs_json: str | None = None  # schema 0006: cost measurement details (rounds, load, memory)
+    # schema 0008: the protocol's report sections (engine.sections), JSON list
+    sections_json: str | None = None
 
 
 class StatResult(SQLModel, table=True):

@@ -1,11 +1,14 @@
 """CSV rendering of report records: one row per (experiment, metric), for spreadsheets and
-pandas, where the nested JSON record is awkward to load."""
+pandas, where the nested JSON record is awkward to load. A record's sections follow the
+fixed columns, one column per cell (`bemctl.reports.sections_view.csv_cells`)."""
 
 from __future__ import annotations
 
 import csv
 import io
 from typing import Any
+
+from bemctl.reports import sections_view
 
 COLUMNS = (
     "experiment_id",
@@ -103,15 +106,19 @@ def metric_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def render_csv(records: list[dict[str, Any]]) -> str:
-    """Header plus one row per (experiment, metric).
+    """Header plus one row per (experiment, metric); section columns after the fixed ones.
 
     Lines end in "\\n", not csv's default "\\r\\n": the CLI writes in text mode, which
     already translates newlines on platforms that want CRLF.
     """
+    extra: dict[str, None] = {}  # every section cell of any record, in first-seen order
+    for record in records:
+        extra.update(dict.fromkeys(sections_view.csv_cells(record)))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, *extra], lineterminator="\n", restval="")
     writer.writeheader()
     for record in records:
+        cells = sections_view.csv_cells(record)
         for row in metric_rows(record):
-            writer.writerow({k: _cell(v) for k, v in row.items()})
+            writer.writerow({**{k: _cell(v) for k, v in row.items()}, **cells})
     return buffer.getvalue()

@@ -20,8 +20,7 @@ from matplotlib.figure import Figure
 
 from bemctl.reports import costs
 from bemctl.reports.curves import Points, RunCurve, as_curve
-from bemctl.reports.dynamics_summary import html_lines as dynamics_html
-from bemctl.reports.router_summary import router_rows
+from bemctl.reports.sections_view import html_lines as section_lines
 from store.states import GateOutcome, Role, Verdict
 
 Curves = Mapping[int, RunCurve | Points]
@@ -139,16 +138,7 @@ def _experiment(index: int, r: dict[str, Any], curves: Curves) -> list[str]:
         out.append(_img(_png(figure), f"training curves of {r['experiment_id']}: {quantities}"))
     out += _no_curve_notes(r, curves)
     out += ["<h3>Cost</h3>", *_budget_table(r)]
-    router = router_rows(r)
-    if router:
-        out.append("<h3>Router</h3>")
-        out.append("<table><tr><th>router</th><th>baseline</th><th>variant</th></tr>")
-        out += [
-            f"<tr><td>{escape(label)}</td><td>{escape(base)}</td><td>{escape(var)}</td></tr>"
-            for label, base, var in router
-        ]
-        out.append("</table>")
-    out += dynamics_html(r)
+    out += section_lines(r.get("sections", []))
     out += ["<h3>Gates</h3>", *_gate_table(r["gates"])]
     out.append("</section>")
     return out

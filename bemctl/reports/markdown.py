@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bemctl.reports import costs
-from bemctl.reports.dynamics_summary import markdown_lines as dynamics_lines
-from bemctl.reports.router_summary import router_rows
+from bemctl.reports.sections_view import markdown_lines as section_lines
 from store.states import GateOutcome, Role
 
 
@@ -126,11 +125,7 @@ def _experiment(r: dict[str, Any]) -> list[str]:
     note = costs.latency_note(r)
     if note:
         out += ["", note]
-    router = router_rows(r)
-    if router:
-        out += ["", "| router | baseline | variant |", "|---|---|---|"]
-        out += [f"| {label} | {base} | {var} |" for label, base, var in router]
-    out += dynamics_lines(r)
+    out += section_lines(r.get("sections", []))
     for role in Role:
         source = r[f"{role}_metrics"].get("adapter_source_run_id")
         if source is not None:

@@ -1,5 +1,11 @@
 """The report record: the JSON schema every output format renders.
 
+One record per comparison, built here from the stored rows and read by every view: the JSON
+report is the record itself; Markdown, HTML, CSV, the terminal verdict (`bemctl.verdicts`) and
+the console's Results screen render it. Its shape is typed in `bemctl.reports.record_schema`.
+What a protocol measures on its own arrives as `sections` (`engine.sections`), which every
+view renders without knowing what they hold.
+
 Field names follow the user guide's results example (`experiment_id`, `baseline_metrics`,
 `variant_metrics`, `statistical_validation`, `acceptance_decision.overall_verdict`) so
 researchers find what they expect; the README documents each field.
@@ -8,15 +14,45 @@ researchers find what they expect; the README documents each field.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
-from bemctl.reports.dynamics_summary import run_fields
+from bemctl.reports.record_schema import ComparisonRecord, GateRecord, SectionRecord
+from engine.protocols.ab_sections import ab_sections
+from engine.variants.registry import REGISTRY
 from store import queries
 from store.db import Store
 from store.states import GateOutcome, Role
 
-SCHEMA_VERSION = 5  # 4: router measurements, adapter provenance; 5: cost intervals, gate
-# outcomes, identical metrics, routing dynamics and gate movement
+SCHEMA_VERSION = 6  # 4: router measurements, adapter provenance; 5: cost intervals, gate
+# outcomes, identical metrics, routing dynamics and gate movement; 6: protocol, sections
+
+
+def _stats(run) -> dict[str, Any] | None:
+    stats = json.loads(run.variant_stats_json) if run.variant_stats_json else None
+    return stats if isinstance(stats, dict) else None
+
+
+def run_fields(variant_stats_json: str | None) -> dict[str, Any]:
+    """The record's `dynamics` and `gate_movement` of one run (None when absent)."""
+    stats = json.loads(variant_stats_json) if variant_stats_json else {}
+    stats = stats if isinstance(stats, dict) else {}
+    return {"dynamics": stats.get("dynamics"), "gate_movement": stats.get("gate_movement")}
+
+
+def _sections(comp, base_run, var_run) -> list[SectionRecord]:
+    """The stored sections; a comparison made before schema 0008 stored none, and gets the
+    A/B protocol's (the only protocol then) rebuilt from its runs' own measurements."""
+    if comp.sections_json is not None:
+        return json.loads(comp.sections_json)
+    rebuilt = ab_sections(_stats(base_run), _stats(var_run))
+    return [cast(SectionRecord, s.to_dict()) for s in rebuilt]
+
+
+def _protocol(spec: dict[str, Any]) -> str:
+    if spec.get("protocol"):
+        return spec["protocol"]
+    entry = REGISTRY.get(spec["bem_config"]["variant"])
+    return entry.protocol if entry is not None else "ab"
 
 
 def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
@@ -52,14 +88,14 @@ def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
 
 
 def _router(run) -> dict[str, Any] | None:
-    stats = json.loads(run.variant_stats_json) if run.variant_stats_json else None
+    stats = _stats(run)
     return stats if stats and stats.get("router") else None
 
 
-def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
+def comparison_record(bundle: queries.ComparisonBundle) -> ComparisonRecord:
     experiment, comp, stat_rows, gate_rows, base_run, var_run = bundle
     spec = json.loads(experiment.spec_json)
-    gates = [
+    gates: list[GateRecord] = [
         {
             "gate": g.gate,
             "metric": g.metric,
@@ -82,6 +118,7 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
         "experiment_id": experiment.name,
         "variant_name": spec.get("description") or spec["bem_config"]["variant"],
         "variant": spec["bem_config"]["variant"],
+        "protocol": _protocol(spec),
         "comparison_id": comp.id,
         "invocation_id": comp.invocation_id,
         "created_at": comp.created_at.isoformat(),
@@ -165,6 +202,7 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
             },
         },
         "gates": gates,
+        "sections": _sections(comp, base_run, var_run),
         "acceptance_decision": {
             "budget_parity": all_passed("budget_parity"),
             "statistical_significance": all_passed("statistical_significance"),
@@ -180,7 +218,7 @@ def comparison_record(bundle: queries.ComparisonBundle) -> dict[str, Any]:
 
 def build_records(
     store: Store, names: list[str] | None = None, *, invocation_id: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[ComparisonRecord]:
     """Each experiment's newest comparison (optionally only those of one batch)."""
     bundles = queries.latest_comparisons(store, names or None, invocation_id=invocation_id)
     return [comparison_record(b) for b in bundles]

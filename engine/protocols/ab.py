@@ -26,6 +26,7 @@ from engine.evaluation.latency import LatencyMeasurement
 from engine.evaluation.measure import PeakMemory
 from engine.evaluation.tensor_memory import TensorPeak
 from engine.outcome import ExperimentOutcome, MetricOutcome
+from engine.protocols.ab_sections import ab_sections
 from engine.protocols.base import ExperimentProtocol
 from engine.protocols.evidence import mark_identical
 from engine.runner import adapter_key, load_data
@@ -188,6 +189,7 @@ class ABProtocol(ExperimentProtocol):
             pregen_ms=pregen[1],
             variant_stats=v.variant_stats,
             baseline_stats=b.variant_stats,
+            sections=ab_sections(b.variant_stats, v.variant_stats),
             memory_ratio=memory_ratio(memory),
             metrics=mark_identical(metrics, _paired_differences(metrics, per_seed, task)),
             seed_runs=[

@@ -1,6 +1,8 @@
 """Results: each experiment's newest comparison, verdict first, then the numbers behind it.
 
-Rebuilt only when the comparisons change (a batch was decided), not on every tick.
+Reads the report record every other view reads (`bemctl.reports.records`), so the console
+shows what the reports show, a protocol's sections included. Rebuilt only when the records
+change (a batch was decided), not on every tick.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
+from bemctl.reports.record_schema import ComparisonRecord
+from bemctl.reports.records import build_records
 from bemctl.tui.screens.base import LiveScreen, StatusLine
 from bemctl.tui.widgets.result_panel import ResultPanel
-from store.console import ExperimentResult, results
 from store.db import Store
 
 
@@ -20,7 +23,7 @@ class ResultsScreen(LiveScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.shown: list[ExperimentResult] | None = None
+        self.shown: list[ComparisonRecord] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -31,10 +34,10 @@ class ResultsScreen(LiveScreen):
     def on_mount(self) -> None:
         self.sub_title = "Results"
 
-    def fetch(self, store: Store | None) -> list[ExperimentResult]:
-        return [] if store is None else results(store)
+    def fetch(self, store: Store | None) -> list[ComparisonRecord]:
+        return [] if store is None else build_records(store)
 
-    async def show(self, data: list[ExperimentResult]) -> None:
+    async def show(self, data: list[ComparisonRecord]) -> None:
         if data == self.shown:
             return
         self.shown = data

@@ -20,7 +20,7 @@ from rich.text import Text
 from textual.geometry import Size
 from textual.widget import Widget
 
-from store.console import ExperimentResult
+from bemctl.reports.record_schema import ComparisonRecord
 
 ESTIMATE, INTERVAL, AXIS, ZERO, THRESHOLD = "●", "━", "┈", "│", "╎"
 ABOVE, BELOW, ACROSS = "green", "red", "yellow"  # interval above 0, below 0, contains 0
@@ -43,18 +43,22 @@ class ForestRow:
         return ABOVE if self.low > 0 else BELOW if self.high < 0 else ACROSS
 
 
-def rows_of(result: ExperimentResult) -> list[ForestRow]:
+def rows_of(record: ComparisonRecord) -> list[ForestRow]:
+    sv = record["statistical_validation"]
+    thresholds = {
+        g["metric"]: g["threshold"] for g in record["gates"] if g["gate"] == "min_improvement"
+    }
     return [
         ForestRow(
-            m.metric,
-            m.delta,
-            m.ci_low,
-            m.ci_high,
-            result.min_improvement(m.metric),
-            m.degenerate,
-            m.underpowered,
+            metric,
+            ci["estimate"],
+            ci["lower"],
+            ci["upper"],
+            thresholds.get(metric),
+            ci["degenerate"],
+            sv["power_analysis"][metric]["underpowered"],
         )
-        for m in result.metrics
+        for metric, ci in sv["bca_bootstrap"].items()
     ]
 
 

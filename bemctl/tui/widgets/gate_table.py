@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import DataTable
 
+from bemctl.reports.record_schema import GateRecord
 from bemctl.tui.format import num
-from store.console import GateResult
 from store.states import GateOutcome
 
 PASS = Text("✓", style="bold green")
@@ -24,7 +24,7 @@ class GateTable(DataTable[str | Text]):
     }
     """
 
-    def __init__(self, gates: Sequence[GateResult], *, id: str | None = None) -> None:
+    def __init__(self, gates: Sequence[GateRecord], *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._gates = tuple(gates)
 
@@ -32,10 +32,10 @@ class GateTable(DataTable[str | Text]):
         self.add_columns("", "gate", "metric", "observed", "needs", "what")
         for g in self._gates:
             self.add_row(
-                MARKS.get(g.outcome, PASS if g.passed else FAIL),
-                g.gate,
-                g.metric or "",
-                num(g.observed, ".4g"),
-                f"{g.comparator} {num(g.threshold, '.4g')}",
-                g.detail,
+                MARKS.get(g["outcome"], PASS if g["passed"] else FAIL),
+                g["gate"],
+                g["metric"] or "",
+                num(g["observed"], ".4g"),
+                f"{g['comparator']} {num(g['threshold'], '.4g')}",
+                g["detail"],
             )

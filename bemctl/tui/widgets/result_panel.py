@@ -1,5 +1,6 @@
 """One experiment on the Results screen: name and verdict, why it is underpowered (if it is),
-the forest plot, statistics, gates, reasons."""
+the forest plot, statistics, the protocol's sections, gates, reasons; all read from the
+report record every other view reads (`bemctl.reports.records`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Static
 
+from bemctl.reports.record_schema import ComparisonRecord
 from bemctl.tui.widgets.forest_plot import ForestPlot, rows_of
 from bemctl.tui.widgets.gate_table import GateTable
+from bemctl.tui.widgets.section_table import SectionTable
 from bemctl.tui.widgets.stats_table import StatsTable
 from bemctl.tui.widgets.verdict_badge import VerdictBadge
-from store.console import ExperimentResult
 
 
 class ResultPanel(Vertical):
@@ -38,30 +40,34 @@ class ResultPanel(Vertical):
     }
     """
 
-    def __init__(self, result: ExperimentResult) -> None:
-        super().__init__(id=f"result-{result.experiment}")
-        self.result = result
+    def __init__(self, record: ComparisonRecord) -> None:
+        super().__init__(id=f"result-{record['experiment_id']}")
+        self.record = record
 
     def compose(self) -> ComposeResult:
-        r = self.result
+        r = self.record
+        name, decision = r["experiment_id"], r["acceptance_decision"]
         with Horizontal(classes="result-title"):
-            yield Label(r.experiment, classes="experiment-name", markup=False)
-            yield VerdictBadge(r.verdict)
+            yield Label(name, classes="experiment-name", markup=False)
+            yield VerdictBadge(decision["overall_verdict"])
             yield Label(
-                f"comparison {r.comparison_id} · batch {r.batch_id} · "
-                f"runs {r.baseline_run_id} (baseline) / {r.variant_run_id} (variant)",
+                f"comparison {r['comparison_id']} · batch {r['invocation_id']} · "
+                f"runs {r['baseline_metrics']['run_id']} (baseline) / "
+                f"{r['variant_metrics']['run_id']} (variant)",
                 classes="result-meta",
                 markup=False,
             )
-        if r.underpowered:
-            yield Static(_underpowered(r.underpowered), classes="underpowered")
-        yield ForestPlot(rows_of(r), id=f"forest-{r.experiment}")
-        yield StatsTable(r.metrics)
-        yield GateTable(r.gates)
-        yield Static(_reasons(r.reasons), classes="reasons")
+        if decision["underpowered"]:
+            yield Static(_underpowered(decision["underpowered"]), classes="underpowered")
+        yield ForestPlot(rows_of(r), id=f"forest-{name}")
+        yield StatsTable(r)
+        for section in r["sections"]:
+            yield SectionTable(section, id=f"section-{name}-{section['key']}")
+        yield GateTable(r["gates"])
+        yield Static(_reasons(decision["reasons"]), classes="reasons")
 
 
-def _reasons(reasons: tuple[str, ...]) -> Text:
+def _reasons(reasons: list[str]) -> Text:
     if not reasons:
         return Text("✓ all gates passed", style="green")
     text = Text()
@@ -72,7 +78,7 @@ def _reasons(reasons: tuple[str, ...]) -> Text:
     return text
 
 
-def _underpowered(notes: tuple[str, ...]) -> Text:
+def _underpowered(notes: list[str]) -> Text:
     text = Text()
     text.append("underpowered: ", style="bold yellow")
     text.append("; ".join(notes), style="yellow")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
 
+from bemctl.reports.record_schema import ComparisonRecord
 from bemctl.tui.format import num
-from store.console import MetricResult
 
 COLUMNS = ("metric", "n", "baseline", "variant", "Δ", "BCa CI", "p", "adj. p", "d_z", "power")
 
@@ -20,38 +20,44 @@ class StatsTable(DataTable[str | Text]):
     }
     """
 
-    def __init__(self, metrics: Sequence[MetricResult], *, id: str | None = None) -> None:
+    def __init__(self, record: ComparisonRecord, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self._metrics = tuple(metrics)
+        self._record = record
 
     def on_mount(self) -> None:
+        r = self._record
+        sv = r["statistical_validation"]
+        fdr = sv["fdr_correction"]
+        adjusted = dict(zip(fdr["metrics"], fdr["adjusted_p_values"], strict=True))
         for name in COLUMNS:
             self.add_column(name, key=name)
-        for m in self._metrics:
+        for metric, ci in sv["bca_bootstrap"].items():
+            test = sv["paired_tests"][metric]
+            twin = sv.get("identical_metrics", {}).get(metric)
             self.add_row(
-                m.metric if m.identical_to is None else f"{m.metric} (= {m.identical_to})",
-                Text(str(m.n), justify="right"),
-                Text(num(m.baseline), justify="right"),
-                Text(num(m.variant), justify="right"),
-                Text(f"{m.delta:+.4f}", justify="right"),
-                _interval(m),
-                Text(num(m.p, ".3g"), justify="right"),
-                Text(num(m.p_adjusted, ".3g"), justify="right"),
-                Text(num(m.d_z, ".3f"), justify="right"),
-                _power(m),
+                metric if twin is None else f"{metric} (= {twin})",
+                Text(str(test["n"]), justify="right"),
+                Text(num(r["baseline_metrics"][metric]), justify="right"),
+                Text(num(r["variant_metrics"][metric]), justify="right"),
+                Text(f"{ci['estimate']:+.4f}", justify="right"),
+                _interval(ci),
+                Text(num(test["p_value"], ".3g"), justify="right"),
+                Text(num(adjusted.get(metric), ".3g"), justify="right"),
+                Text(num(sv["effect_sizes"][metric]["cohens_dz"], ".3f"), justify="right"),
+                _power(sv["power_analysis"][metric]),
             )
 
 
-def _interval(m: MetricResult) -> Text:
-    text = Text(f"[{m.ci_low:+.4f}, {m.ci_high:+.4f}]")
-    if m.degenerate:  # a point: every paired difference was the same
+def _interval(ci: dict[str, Any]) -> Text:
+    text = Text(f"[{ci['lower']:+.4f}, {ci['upper']:+.4f}]")
+    if ci["degenerate"]:  # a point: every paired difference was the same
         text.append(" all Δ equal", style="yellow")
     return text
 
 
-def _power(m: MetricResult) -> Text:
-    text = Text(num(m.power, ".2f"), justify="right")
-    if m.underpowered:
-        needed = f", n≥{m.n_needed}" if m.n_needed is not None else ""
+def _power(power: dict[str, Any]) -> Text:
+    text = Text(num(power["power"], ".2f"), justify="right")
+    if power["underpowered"]:
+        needed = f", n≥{power['n_needed']}" if power["n_needed"] is not None else ""
         text.append(f" underpowered{needed}", style="yellow")
     return text

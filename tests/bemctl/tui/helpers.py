@@ -33,8 +33,9 @@ def store_path(project: Path) -> Path:
 
 def add_job(store: Store, name: str) -> tuple[int, int]:
     """An experiment row and one queued job for it: (experiment id, job id)."""
+    spec = {"experiment_name": name, "bem_config": {"variant": "dynamic_rank"}}
     experiment = queries.get_or_create_experiment(
-        store, name, json.dumps({"experiment_name": name}), f"hash-{name}", f"{name}.yml"
+        store, name, json.dumps(spec), f"hash-{name}", f"{name}.yml"
     )
     assert experiment.id is not None
     entry = jobs.QueueEntry(experiment.id, name, f"/nowhere/{name}.yml", '{"quick": true}')

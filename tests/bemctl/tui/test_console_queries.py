@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from bemctl.reports.records import build_records
 from store import console, queries
 from store.db import Store
 from store.types import utcnow
@@ -90,24 +91,35 @@ def test_run_detail_reads_only_new_curve_points(store: Store) -> None:
 
 
 def test_results_newest_comparison_with_stats_gates_and_reasons(store: Store) -> None:
+    """The Results screen reads the report record (the one every view reads)."""
     add_comparison(store, "exp_a", "REJECT", -0.01, ["statistical_significance[f1] failed"])
-    [result] = console.results(store)
-    assert (result.experiment, result.verdict, result.batch_id) == (
+    [record] = build_records(store)
+    decision = record["acceptance_decision"]
+    assert (record["experiment_id"], decision["overall_verdict"], record["invocation_id"]) == (
         "exp_a",
         "REJECT",
         "batch-fixed",
     )
-    assert [m.metric for m in result.metrics] == ["exact_match", "f1"]
-    em = result.metrics[0]
-    assert (em.delta, em.ci_low, em.ci_high, em.p, em.p_adjusted, em.d_z) == pytest.approx(
-        (-0.01, -0.03, 0.01, 0.41, 0.41, -0.05)
+    sv = record["statistical_validation"]
+    assert list(sv["bca_bootstrap"]) == ["exact_match", "f1"]
+    ci = sv["bca_bootstrap"]["exact_match"]
+    fdr = sv["fdr_correction"]
+    adjusted = dict(zip(fdr["metrics"], fdr["adjusted_p_values"], strict=True))
+    observed = (
+        ci["estimate"],
+        ci["lower"],
+        ci["upper"],
+        sv["paired_tests"]["exact_match"]["p_value"],
+        adjusted["exact_match"],
+        sv["effect_sizes"]["exact_match"]["cohens_dz"],
     )
-    assert [(g.gate, g.passed) for g in result.gates] == [
+    assert observed == pytest.approx((-0.01, -0.03, 0.01, 0.41, 0.41, -0.05))
+    assert [(g["gate"], g["passed"]) for g in record["gates"]] == [
         ("budget_parity_params", True),
         ("ci_lower_bound_positive", False),
         ("statistical_significance", False),
     ]
-    assert result.reasons == ("statistical_significance[f1] failed",)
+    assert decision["reasons"] == ["statistical_significance[f1] failed"]
 
 
 def test_refresh_never_touches_step_metric(store: Store) -> None:

@@ -8,6 +8,8 @@ the console shared.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -15,10 +17,12 @@ import pytest
 import yaml
 
 from engine.arms import ArmRecord, ScoredArm, ids_fingerprint
+from engine.gates import Gate
 from engine.outcome import ExperimentOutcome
 from engine.protocols import registry
 from engine.protocols.base import ExperimentProtocol
 from engine.protocols.evidence import compare_paired
+from engine.sections import Section
 
 N = 200
 
@@ -98,7 +102,34 @@ class FixedScoresProtocol(ExperimentProtocol):
             metrics=metrics,
             seed_runs=[{"seed": plan.seed, **{f"{r}_run_id": run_ids[r] for r in run_ids}}],
             arms=[arm.to_dict() for arm in arms],
+            sections=[flips_section(columns["baseline"], columns["variant"])],
+            protocol_gates=[flips_gate(columns["baseline"], columns["variant"])],
         )
+
+
+def _flips(baseline: list[float], variant: list[float]) -> tuple[int, int]:
+    up = sum(b < v for b, v in zip(baseline, variant, strict=True))
+    down = sum(b > v for b, v in zip(baseline, variant, strict=True))
+    return up, down
+
+
+def flips_section(baseline: list[float], variant: list[float]) -> Section:
+    """The protocol's own measurement, for every view: how many answers each way."""
+    up, down = _flips(baseline, variant)
+    return Section(
+        key="fixed_flips",
+        title="Fixed scores",
+        columns=("fixed scores", "count"),
+        rows=(("flipped up", str(up)), ("flipped down", str(down))),
+        notes=(f"Fixed-score note: {down} answers got worse.",),
+        brief=(f"fixed scores: {up} up, {down} down",),
+    )
+
+
+def flips_gate(baseline: list[float], variant: list[float]) -> Gate:
+    """A gate only this protocol knows, failing on purpose: at most 5 answers may get worse."""
+    _, down = _flips(baseline, variant)
+    return Gate("at_most_5_flipped_down", None, down <= 5, float(down), 5.0, "<=", "answers worse")
 
 
 @pytest.fixture
@@ -121,15 +152,34 @@ def test_a_protocol_from_tests_runs_and_reaches_every_report(fixed_protocol: Pat
     assert "fixed_demo" in result.out
     assert "train baseline" not in result.err  # nothing trained: the protocol's own flow
 
+    # the protocol's section and gate in the terminal verdict; its failing gate rejects
+    assert "fixed scores: 40 up, 10 down" in result.out
+    assert "Fixed-score note: 10 answers got worse." in " ".join(result.out.split())
+    assert "REJECT" in result.out and "at_most_5_flipped_down" in result.out
+
     [record] = json.loads(cli("report", "fixed_demo", "--format", "json").out)
     interval = record["statistical_validation"]["bca_bootstrap"]["exact_match"]
     assert interval["estimate"] == pytest.approx(30 / N)  # 40 up, 10 down
-    assert record["acceptance_decision"]["overall_verdict"]
-    for fmt, needle in (("md", "fixed_demo"), ("html", "fixed_demo"), ("csv", "fixed_demo")):
+    assert record["protocol"] == "fixed_scores"
+    assert record["acceptance_decision"]["overall_verdict"] == "REJECT"
+    [section] = record["sections"]
+    assert section["rows"] == [["flipped up", "40"], ["flipped down", "10"]]
+    [gate] = [g for g in record["gates"] if g["gate"] == "at_most_5_flipped_down"]
+    assert (gate["passed"], gate["observed"], gate["outcome"]) == (False, 10.0, "fail")
+    needles = {
+        "md": ("| fixed scores | count |", "| flipped down | 10 |", "at_most_5_flipped_down"),
+        "html": ("<h3>Fixed scores</h3>", "<td>flipped up</td><td>40</td>", "Fixed-score note"),
+        "csv": ("fixed_flips/flipped up/count",),
+    }
+    for fmt, expected in needles.items():
         out = cli("report", "fixed_demo", "--format", fmt)
         assert out.code == 0, out.err
-        assert needle in out.out
+        assert "fixed_demo" in out.out
         assert "+0.15" in out.out or "0.15" in out.out  # the mean difference, 30 / 200
+        for needle in expected:
+            assert needle in out.out, (fmt, needle)
+    csv_rows = list(csv.DictReader(io.StringIO(cli("report", "fixed_demo", "--format", "csv").out)))
+    assert [r["fixed_flips/flipped down/count"] for r in csv_rows] == ["10"]
 
 
 @pytest.fixture
@@ -145,7 +195,10 @@ def fixed_ran(fixed_protocol: Path, cli) -> Path:
 
 @pytest.mark.anyio
 async def test_the_console_shows_the_protocols_verdict(fixed_ran: Path) -> None:
+    from textual.widgets import DataTable
+
     from bemctl.tui.app import BemctlApp
+    from bemctl.tui.widgets.section_table import SectionTable
     from bemctl.tui.widgets.verdict_badge import VerdictBadge
     from engine.settings import load_settings
     from tests.bemctl.tui.helpers import wait_for
@@ -155,4 +208,12 @@ async def test_the_console_shows_the_protocols_verdict(fixed_ran: Path) -> None:
         await pilot.press("2")
         await wait_for(pilot, lambda: app.screen.query(VerdictBadge), "a verdict badge")
         [badge] = app.screen.query(VerdictBadge)
-        assert badge.verdict
+        assert badge.verdict == "REJECT"
+        # the protocol's own section, rendered by the console from the same record
+        [section] = app.screen.query(SectionTable)
+        assert section.id == "section-fixed_demo-fixed_flips"
+        table = section.query_one(DataTable)
+        assert [table.get_row_at(i) for i in range(table.row_count)] == [
+            ["flipped up", "40"],
+            ["flipped down", "10"],
+        ]

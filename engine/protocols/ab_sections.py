@@ -1,30 +1,21 @@
-"""How dynamic a run's routing was and how far its gates moved, for every report format.
+"""The A/B protocol's sections: the router's measurements, routing dynamics, gate movement.
 
-Reads two parts of a run's `variant_stats` (engine.evaluation.dynamics): `dynamics` (V1's
-masks, the router's actions: distinct ones used, their entropy, the share of tokens under the
-most common one, for all / prompt / generated tokens) and `gate_movement` (V1's and V2's
-head-group gates: mean |g - 1| per layer and group; V2 also how many answers change when its
-gates are forced to identity). One list of (what, baseline, variant) rows plus plain-text
-notes, so markdown, html and the terminal say the same thing; a routing that used one
-mask/action for >= 99% of tokens is called static, gates that change no answer a no-op.
+Built from the two arms' `variant_stats` (what each adapter measured about itself:
+`engine.variants.router.gate_measures`, `engine.evaluation.dynamics`) when the experiment
+finishes, and stored with the comparison, so every view shows the same figures under the same
+names. A routing that used one mask/action for >= 99% of its tokens is called static, gates
+that change no answer a no-op: a reader must not take such a variant for a dynamic one.
 """
 
 from __future__ import annotations
 
-import json
-from html import escape
 from typing import Any
 
-from store.states import Role
+from engine.sections import Section
+
+Stats = dict[str, Any] | None
 
 PARTS = ("all", "prompt", "generated")
-
-
-def run_fields(variant_stats_json: str | None) -> dict[str, Any]:
-    """The report record's `dynamics` and `gate_movement` of one run (None when absent)."""
-    stats = json.loads(variant_stats_json) if variant_stats_json else {}
-    stats = stats if isinstance(stats, dict) else {}
-    return {"dynamics": stats.get("dynamics"), "gate_movement": stats.get("gate_movement")}
 
 
 def _parts(d: dict[str, Any], key: str, fmt: str) -> str:
@@ -100,23 +91,78 @@ def _fmt(value: Any, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def _arm(record: dict[str, Any], role: str, key: str) -> dict[str, Any] | None:
-    value = record[f"{role}_metrics"].get(key)
+def _plans(s: dict[str, Any]) -> str:
+    return f"{s['plan_length']:.2f} (cap {s['max_plan_length']}, {s['n_sequences']} sequences)"
+
+
+def _share(s: dict[str, Any]) -> str:
+    return " / ".join(f"{x:.2f}" for x in s["expert_share"])
+
+
+def _projections(s: dict[str, Any]) -> str:
+    p = s["projections"]
+    return (
+        f"{p['projected']}/{p['compositions']} projected (max ‖ΔW‖_F {p['max_norm']:.3g}, "
+        f"tau {p['tau']:.3g})"
+    )
+
+
+def _evidence(s: dict[str, Any]) -> str:
+    m = s.get("monotonicity")
+    if m is None:
+        return "not measured"
+    means = m["means"]
+    return (
+        f"{means['clean']:.3f} ≥ {means['half_shuffled']:.3f} ≥ {means['shuffled']:.3f}"
+        f" ({'monotone' if m['monotone'] else 'RISES'}, n={m['n']})"
+    )
+
+
+ROWS = (
+    ("mean plan length", _plans),
+    ("switch rate (per chunk boundary)", lambda s: f"{s['switch_rate']:.3f}"),
+    ("switches vetoed by hysteresis", lambda s: str(s["vetoed_switches"])),
+    ("share of chunks per expert", _share),
+    ("expert overlap (mean off-diagonal)", lambda s: f"{s['expert_overlap']:.3f}"),
+    ("trust-region projections", _projections),
+    ("score: clean ≥ half-shuffled ≥ shuffled evidence", _evidence),
+)
+
+
+def _part_of(stats: Stats, key: str) -> dict[str, Any] | None:
+    value = (stats or {}).get(key) if isinstance(stats, dict) else None
     return value if isinstance(value, dict) else None
 
 
-def dynamics_rows(record: dict[str, Any]) -> list[tuple[str, str, str]]:
+def router_section(baseline: Stats, variant: Stats) -> Section | None:
+    """(label, baseline, variant) rows of the router's measurements; "-" for a non-router."""
+    base = baseline if isinstance(baseline, dict) and baseline.get("router") else None
+    var = variant if isinstance(variant, dict) and variant.get("router") else None
+    if not base and not var:
+        return None
+    rows = tuple(
+        (label, show(base) if base else "-", show(var) if var else "-") for label, show in ROWS
+    )
+    return Section(
+        key="router",
+        title="Router",
+        columns=("router", "baseline", "variant"),
+        rows=rows,
+        brief=tuple(f"router: {label}: {value}" for label, _, value in rows if value != "-"),
+    )
+
+
+def dynamics_rows(baseline: Stats, variant: Stats) -> list[tuple[str, str, str]]:
     """(label, baseline, variant) rows; "-" for an arm without the measurement."""
     rows: list[tuple[str, str, str]] = []
-    base, var = _arm(record, Role.BASELINE, "dynamics"), _arm(record, Role.VARIANT, "dynamics")
+    base, var = _part_of(baseline, "dynamics"), _part_of(variant, "dynamics")
     if base or var:
         unit = (var or base or {}).get("unit", "routing")
         for label, show in DYNAMICS_ROWS:
             rows.append(
                 (label.format(unit=unit), show(base) if base else "-", show(var) if var else "-")
             )
-    base = _arm(record, Role.BASELINE, "gate_movement")
-    var = _arm(record, Role.VARIANT, "gate_movement")
+    base, var = _part_of(baseline, "gate_movement"), _part_of(variant, "gate_movement")
     measured = [g for g in (base, var) if g and g.get("n")]
     if measured:
         for label, show in GATE_ROWS:
@@ -139,18 +185,18 @@ def dynamics_rows(record: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def dynamics_notes(record: dict[str, Any]) -> list[str]:
+def dynamics_notes(baseline: Stats, variant: Stats) -> list[str]:
     """Sentences a reader must not miss: static routing, no-op gates."""
     notes = []
-    for role in (Role.VARIANT, Role.BASELINE):
-        d = _arm(record, role, "dynamics")
+    for role, stats in (("variant", variant), ("baseline", baseline)):
+        d = _part_of(stats, "dynamics")
         if d and d["static"]:
             notes.append(
                 f"Static routing ({role}): one {d['unit']} for {d['all']['top_share']:.2%} of "
                 f"its {d['all']['tokens']:,} routed tokens (threshold {d['static_share']:.0%}); "
                 f"in effect a static adapter, so its verdict says nothing about dynamic routing."
             )
-        g = _arm(record, role, "gate_movement")
+        g = _part_of(stats, "gate_movement")
         if g and g.get("no_op"):
             notes.append(
                 f"No-op ({role}): switching its gate shaping off (gates 1, focus 0) changes none "
@@ -160,30 +206,20 @@ def dynamics_notes(record: dict[str, Any]) -> list[str]:
     return notes
 
 
-def markdown_lines(record: dict[str, Any]) -> list[str]:
-    """The report's "Routing dynamics" section in Markdown (nothing when there is none)."""
-    rows = dynamics_rows(record)
+def dynamics_section(baseline: Stats, variant: Stats) -> Section | None:
+    rows = dynamics_rows(baseline, variant)
     if not rows:
-        return []
-    out = ["", "| routing dynamics | baseline | variant |", "|---|---|---|"]
-    out += [f"| {label} | {base} | {var} |" for label, base, var in rows]
-    out += [line for note in dynamics_notes(record) for line in ("", f"**{note}**")]
-    return out
+        return None
+    return Section(
+        key="dynamics",
+        title="Routing dynamics",
+        columns=("routing dynamics", "baseline", "variant"),
+        rows=tuple(rows),
+        notes=tuple(dynamics_notes(baseline, variant)),
+    )
 
 
-def html_lines(record: dict[str, Any]) -> list[str]:
-    """The report's "Routing dynamics" section in HTML (nothing when there is none)."""
-    rows = dynamics_rows(record)
-    if not rows:
-        return []
-    out = [
-        "<h3>Routing dynamics</h3>",
-        "<table><tr><th>routing dynamics</th><th>baseline</th><th>variant</th></tr>",
-    ]
-    out += [
-        f"<tr><td>{escape(label)}</td><td>{escape(base)}</td><td>{escape(var)}</td></tr>"
-        for label, base, var in rows
-    ]
-    out.append("</table>")
-    out += [f"<p><strong>{escape(note)}</strong></p>" for note in dynamics_notes(record)]
-    return out
+def ab_sections(baseline: Stats, variant: Stats) -> list[Section]:
+    """Every section the two arms' own measurements call for (none for two static LoRAs)."""
+    built = (router_section(baseline, variant), dynamics_section(baseline, variant))
+    return [s for s in built if s is not None]
