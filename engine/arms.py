@@ -19,11 +19,15 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from engine.plan import FrozenPlan, field_differences
+from engine.plan import FrozenPlan, complete_plan_dict, field_differences
 from engine.tasks.base import TaskExample
+
+if TYPE_CHECKING:
+    import torch
 
 RECORD_FORMAT = 1
 
@@ -93,7 +97,10 @@ class ArmRecord:
         missing = [n for n in names if n not in data]
         if missing:
             raise ValueError(f"arm record lacks {', '.join(missing)}")
-        return cls(**{n: data[n] for n in names})
+        fields = {n: data[n] for n in names}
+        if isinstance(fields["plan"], dict):
+            fields["plan"] = complete_plan_dict(fields["plan"])
+        return cls(**fields)
 
     @classmethod
     def from_json(cls, text: str) -> ArmRecord:
@@ -239,3 +246,24 @@ def comparison_refusal(
     if not problems:
         return None
     return "refused, the arms differ in more than the variant: " + "; ".join(problems)
+
+
+@dataclass
+class RoleResult:
+    """An arm as the runner hands it to its protocol: the run, the trained model (None once
+    it is no longer needed), per-example scores and its measurements."""
+
+    run_id: int
+    model: torch.nn.Module | None
+    scores: dict[str, dict[str, float]]
+    params_total: int
+    params_trainable: int
+    flops: float
+    adapter_path: Path
+    corpus_stats: dict = field(default_factory=dict)  # metric -> (n, k) sufficient stats
+    variant_stats: dict | None = None  # what the adapter measured about itself (router)
+    example_ids: list[str] = field(default_factory=list)  # scored examples, by position
+
+    def column(self, metric: str) -> list[float]:
+        """This arm's `metric` scores in position order (what pairing uses)."""
+        return [self.scores[example_id][metric] for example_id in self.example_ids]

@@ -25,6 +25,7 @@ TRAIN_STEPS = 1_000_000
 EPOCHS = 1000
 BOOTSTRAP_SAMPLES = 1_000_000
 LATENCY_ROUNDS = 10_000
+MEASURE_NEW_TOKENS = 4_096  # decode steps per latency probe
 SEEDS = 100  # seeds per spec: one baseline + variant training each
 PRETRAIN_CORPUS_DOCS = 100_000
 DATA_FILE_BYTES = 128 << 20  # a JSONL data file (read whole into memory)

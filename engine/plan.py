@@ -47,6 +47,15 @@ class ExperimentPlan:
     latency_budget: float
     memory_budget: float
     target_power: float
+    # how the cost probes run ([measure] in bemctl.toml)
+    measure_new_tokens: int = 16
+    probe_prompts: int = 16
+    memory_probe_prompts: int = 8
+
+
+# fields added after plans were first frozen in queued jobs, with the value such a job ran
+# under; a plan stored without them gets these (every other field must be present)
+_ADDED_FIELDS = {"measure_new_tokens": 16, "probe_prompts": 16, "memory_probe_prompts": 8}
 
 
 def _first(*values):
@@ -69,7 +78,8 @@ def make_plan(spec: ExperimentSpec, settings: Settings, options: RunOptions) -> 
         batch = spec.training.batch_size
         epochs_steps = spec.training.max_epochs * math.ceil(train_size / batch)
         steps = min(epochs_steps, spec.training.max_steps or epochs_steps)
-        rounds, boot_default = 100, _first(v.bootstrap_samples, settings.bootstrap_samples)
+        rounds = settings.measure.latency_rounds
+        boot_default = _first(v.bootstrap_samples, settings.bootstrap_samples)
     seed = _first(options.seed, settings.seed)
     if options.seed is not None or options.quick or not spec.seeds:
         seeds: tuple[int, ...] = (seed,)  # --seed and --quick mean one seed
@@ -92,6 +102,9 @@ def make_plan(spec: ExperimentSpec, settings: Settings, options: RunOptions) -> 
         latency_budget=_first(c.latency_budget, settings.latency_budget),
         memory_budget=_first(c.vram_budget, settings.memory_budget),
         target_power=_first(options.target_power, settings.target_power),
+        measure_new_tokens=settings.measure.new_tokens,
+        probe_prompts=settings.measure.probe_prompts,
+        memory_probe_prompts=settings.measure.memory_prompts,
     )
 
 
@@ -156,9 +169,15 @@ def field_differences(
     ]
 
 
+def complete_plan_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored plan with the fields added since it was stored, at the values it ran under."""
+    return {**{k: v for k, v in _ADDED_FIELDS.items() if k not in data}, **data}
+
+
 def plan_from_dict(data: dict[str, Any]) -> ExperimentPlan:
     """The `ExperimentPlan` that `dataclasses.asdict` gave (JSON turns tuples into lists)."""
     names = {f.name for f in dataclasses.fields(ExperimentPlan)}
+    data = complete_plan_dict(data)
     if set(data) != names:
         extra, missing = sorted(set(data) - names), sorted(names - set(data))
         raise ValueError(f"plan fields differ (unknown: {extra}, missing: {missing})")

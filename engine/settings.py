@@ -110,6 +110,26 @@ class WorkerSettings(BaseModel):
 KEY_CHECKS: list[Callable[[dict[str, str]], None]] = []
 
 
+class MeasureSettings(BaseModel):
+    """How the cost measurements probe both arms: part of a job's frozen plan, so a retry
+    measures exactly as its first attempt did. `--quick` takes `[quick] latency_rounds`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_rounds: Int = Field(
+        100, ge=1, le=limits.LATENCY_ROUNDS, description="planned interleaved latency rounds"
+    )
+    new_tokens: Int = Field(
+        16, ge=1, le=limits.MEASURE_NEW_TOKENS, description="decode steps per latency probe"
+    )
+    probe_prompts: Int = Field(
+        16, ge=1, le=limits.EVAL_EXAMPLES, description="eval prompts the latency and KV probes use"
+    )
+    memory_prompts: Int = Field(
+        8, ge=1, le=limits.EVAL_EXAMPLES, description="generations per arm in the memory probe"
+    )
+
+
 class TuiSettings(BaseModel):
     """The console: how often it re-reads the store and which keys do what."""
 
@@ -149,6 +169,7 @@ class Settings(BaseSettings):
     target_power: Float = Field(0.8, gt=0, lt=1)
     quick: QuickSizes = QuickSizes()
     pretrain: PretrainSizes = PretrainSizes()
+    measure: MeasureSettings = MeasureSettings()
     worker: WorkerSettings = WorkerSettings()
     tui: TuiSettings = TuiSettings()
 

@@ -3,7 +3,7 @@
 What V1-V4 and the router run under. Order of work and why:
 1. The plan is the one frozen when the job was queued (engine.plan.FrozenPlan); runs are
    created (or an arm finished by an earlier attempt of the job is picked for reuse,
-   `ExperimentRunner.reusable_run`) before the base model loads, so the console shows them.
+   `engine.arm_reuse.reusable_run`) before the base model loads, so the console shows them.
 2. One base model, two adapters per seed (same seed, same LoRA init, same batches), trained
    and evaluated on every eval example; arms that differ in anything but the variant are
    refused (`check_arms`).
@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine import arm_costs, arm_reuse
+from engine.adapter_files import adapter_key
 from engine.arms import ArmRecord
 from engine.evaluation.latency import LatencyMeasurement
 from engine.evaluation.measure import PeakMemory
@@ -28,14 +30,15 @@ from engine.evaluation.tensor_memory import TensorPeak
 from engine.outcome import ExperimentOutcome, MetricOutcome
 from engine.protocols.ab_sections import ab_sections
 from engine.protocols.base import ExperimentProtocol
-from engine.protocols.evidence import mark_identical
-from engine.runner import adapter_key, load_data
+from engine.protocols.evidence import arm_metric_stats, mark_identical
+from engine.runner import load_data
 from engine.tasks.base import Task
 from store.models import Run
 
 if TYPE_CHECKING:
+    from engine.arms import RoleResult
     from engine.plan import FrozenPlan
-    from engine.runner import ExperimentRunner, RoleResult
+    from engine.runner import ExperimentRunner
     from engine.spec import LoadedSpec
 
 
@@ -73,7 +76,7 @@ class ABProtocol(ExperimentProtocol):
                     if warm and (seed, "baseline") not in reused
                     else None
                 )
-                found = runner.reusable_run(role, seed, record, loaded, evals, blocked)
+                found = arm_reuse.reusable_run(runner, role, seed, record, loaded, evals, blocked)
                 if found is not None:
                     done, _ = found
                     reused[seed, role] = found
@@ -105,8 +108,8 @@ class ABProtocol(ExperimentProtocol):
             for seed in plan.seeds:
                 for role in ("baseline", "variant"):
                     if (seed, role) in reused:
-                        results[seed, role] = runner.reload_arm(
-                            *reused[seed, role], loaded, base, task, evals
+                        results[seed, role] = arm_reuse.reload_arm(
+                            runner, *reused[seed, role], loaded, base, task, evals
                         )
                         continue
                     results[seed, role] = runner.train_and_evaluate(
@@ -127,12 +130,15 @@ class ABProtocol(ExperimentProtocol):
                     )
                     if seed != first:
                         results[seed, role].model = None  # only the first seed's are timed
-            arms = runner.check_arms(spec.experiment_name, results, evals)
+            arms = arm_reuse.check_arms(runner, spec.experiment_name, results, evals)
             kv = {
-                role: runner.kv_check(results[first, role].model, base, evals, loaded)
+                role: arm_costs.kv_check(
+                    runner, results[first, role].model, base, evals, loaded, plan
+                )
                 for role in ("baseline", "variant")
             }
-            latency, pregen = runner.measure_latency_pair(
+            latency, pregen = arm_costs.measure_latency_pair(
+                runner,
                 results[first, "baseline"].model,
                 results[first, "variant"].model,
                 base,
@@ -141,8 +147,8 @@ class ABProtocol(ExperimentProtocol):
                 loaded,
             )
             b, v = results[first, "baseline"], results[first, "variant"]
-            memory = runner.tensor_memory(
-                {"baseline": b, "variant": v}, loaded, plan, base, task, train, evals
+            memory = arm_costs.tensor_memory(
+                runner, {"baseline": b, "variant": v}, loaded, plan, base, task, train, evals
             )
         finally:
             gpu_watch.__exit__(None, None, None)
@@ -171,7 +177,7 @@ class ABProtocol(ExperimentProtocol):
         metrics = []
         per_seed = [(results[s, "baseline"], results[s, "variant"]) for s in plan.seeds]
         for metric in spec.metric_names:
-            metrics.append(runner.metric_stats(metric, task, evals, per_seed, plan))
+            metrics.append(arm_metric_stats(metric, task, evals, per_seed, plan))
             phase.advance(1, metric)
         phase.done()
         return ExperimentOutcome(

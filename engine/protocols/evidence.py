@@ -10,12 +10,17 @@ sufficient statistics instead (`compare_corpus`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine import stats
 from engine.outcome import MetricOutcome
 from engine.plan import ExperimentPlan
+
+if TYPE_CHECKING:
+    from engine.arms import RoleResult
+    from engine.tasks.base import Task, TaskExample
 
 
 def compare_paired(
@@ -81,3 +86,29 @@ def mark_identical(
         else:
             columns[m.metric] = diffs
     return metrics
+
+
+def arm_metric_stats(
+    metric: str,
+    task: Task,
+    evals: list[TaskExample],
+    per_seed: list[tuple[RoleResult, RoleResult]],
+    plan: ExperimentPlan,
+) -> MetricOutcome:
+    """Pair by evaluation position after averaging each arm over seeds; keep each seed's
+    difference. Every arm was checked (`check_arms`) to be scored on this eval set in
+    order, so position i is the same example in every arm and in the corpus statistics."""
+    if task.metric(metric).corpus_level:
+        return compare_corpus(
+            metric,
+            [b.corpus_stats[metric] for b, _ in per_seed],
+            [v.corpus_stats[metric] for _, v in per_seed],
+            lambda summed, m=metric: task.corpus_score(m, summed),
+            plan,
+        )
+    return compare_paired(
+        metric,
+        [b.column(metric) for b, _ in per_seed],
+        [v.column(metric) for _, v in per_seed],
+        plan,
+    )

@@ -69,3 +69,24 @@ def test_a_bad_stored_plan_is_refused_with_the_reason(edit, message) -> None:
     edit(data)
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         FrozenPlan.from_json(json.dumps(data))
+
+
+def test_measure_settings_enter_the_plan_and_older_plans_read_back() -> None:
+    """`[measure]` is frozen with the job (a retry probes as its first attempt did); a plan
+    frozen before those fields existed reads back with the values it ran under."""
+    settings = Settings(
+        measure={"latency_rounds": 7, "new_tokens": 5, "probe_prompts": 3, "memory_prompts": 2}
+    )
+    full = make_plan(_v1().spec, settings, RunOptions())
+    assert (full.latency_rounds, full.measure_new_tokens) == (7, 5)
+    assert (full.probe_prompts, full.memory_probe_prompts) == (3, 2)
+    quick = make_plan(_v1().spec, settings, RunOptions(quick=True))
+    assert quick.latency_rounds == settings.quick.latency_rounds  # --quick keeps its own
+    stored = json.loads(freeze_plan(_v1().spec, _settings(), RunOptions(quick=True)).to_json())
+    for name in ("measure_new_tokens", "probe_prompts", "memory_probe_prompts"):
+        del stored["experiment"][name]
+    old = FrozenPlan.from_json(json.dumps(stored)).experiment
+    assert (old.measure_new_tokens, old.probe_prompts, old.memory_probe_prompts) == (16, 16, 8)
+    del stored["experiment"]["steps"]  # a field that was always there stays required
+    with pytest.raises(ValueError, match="missing: \\['steps'\\]"):
+        FrozenPlan.from_json(json.dumps(stored))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
+from engine.adapter_files import adapter_key
 from engine.plan import RunOptions, make_plan
-from engine.runner import adapter_key
 from engine.settings import load_settings
 from engine.spec import find_spec
 from engine.variants.build import build_adapter_model
