@@ -56,6 +56,7 @@ from engine.variants.gateshape.config import GateShapingConfig
 from engine.variants.gateshape.gates import HeadGroupGates
 from engine.variants.gateshape.layout import find_layout
 from engine.variants.gateshape.loss import margin_alignment_loss
+from engine.variants.gateshape.measures import shaping_statistics
 from engine.variants.gateshape.reranker import PassageReranker, ranking_features
 from engine.variants.head_groups import (
     attention_modules,
@@ -379,7 +380,6 @@ class GateShapingModel(AdapterModel):
         scores = self.reranker(embedded, layout.line[:, :span], cfg.n_passages)
         return self.gates(ranking_features(scores))[0], int(scores[0].argmax())
 
-    @torch.no_grad()
     def variant_statistics(
         self,
         tokenizer,
@@ -392,53 +392,14 @@ class GateShapingModel(AdapterModel):
         max_length: int,
         **settings,
     ) -> dict:
-        """How far the gates moved from identity over the eval prompts (mean |g - 1| per layer
-        and head group), the focus strengths, how often the re-ranker put the relevant passage
-        first, and how many greedy answers change when the shaping is switched off (gates 1,
-        focus 0: the static LoRA part alone). Answers changed = 0: the mechanism is a no-op on
-        this run, whatever else the run shows."""
-        from engine.evaluation.dynamics import gate_movement
-        from engine.evaluation.generation import greedy_generate
-
-        self.eval()
-        room = max(1, max_length - max_new_tokens)
-        gates, ranked_right, ranked = [], 0, 0
-        changed = score_changed = 0
-        metric = next((m.name for m in task.metrics if m.name == "exact_match"), None)
-        for example in examples:
-            ids = torch.tensor([tokenizer.encode(example.prompt)[-room:]], device=device)
-            found = self.prompt_gates(ids)
-            if found is not None:
-                gates.append(found[0].cpu())
-                relevant = example.features.get("relevant_passage")
-                if relevant is not None:
-                    ranked += 1
-                    ranked_right += int(found[1] == int(relevant))
-            with self.gates_at_identity():
-                plain = greedy_generate(
-                    self, tokenizer, example.prompt, max_new_tokens, device, max_length
-                )
-            gated = predictions.get(example.id, "")
-            changed += plain != gated
-            if metric is not None:
-                score_changed += task.score_example(metric, plain, example) != (
-                    task.score_example(metric, gated, example)
-                )
-        n = len(examples)
-        movement = gate_movement(
-            torch.stack(gates) if gates else torch.empty(0, *self.gates.bias.shape)
+        """Gate movement and the shaping-off answer check (`gateshape.measures`)."""
+        return shaping_statistics(
+            self,
+            tokenizer,
+            task,
+            examples,
+            predictions,
+            device,
+            max_new_tokens=max_new_tokens,
+            max_length=max_length,
         )
-        return {
-            "gate_movement": {
-                **movement,
-                "unit": "prompts",
-                "prompts": n,
-                "prompts_gated": len(gates),
-                "answers_changed": changed,
-                "share_changed": changed / n if n else None,
-                "exact_match_changed": score_changed if metric is not None else None,
-                "reranker_top1": ranked_right / ranked if ranked else None,
-                "focus_strength": self.focus_strength().detach().cpu().tolist(),
-                "no_op": changed == 0,
-            }
-        }
