@@ -150,6 +150,12 @@ def train_pg_arm(
         max_new_tokens=plan.max_new_tokens,
         max_length=plan.max_length,
         batch_size=config.pg_batch_size,
+        value_lr=config.value_lr,
+        value_steps=config.value_steps,
+        gamma=config.pg_gamma,
+        lam=config.gae_lambda,
+        max_backtracks=config.max_backtracks,
+        entropy_coef=config.entropy_coef,
         on_round=on_round,
     )
     accepted = sum(r.accepted for r in rounds)

@@ -61,6 +61,14 @@ class RouterPGConfig(RouterConfig):
     quick_pg_fraction: float = Field(
         0.25, gt=0, le=1, description="--quick runs this share of pg_rounds (at least 2)"
     )
+    pg_gamma: float = Field(1.0, gt=0, le=1, description="discount of the per-chunk rewards")
+    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE's bias/variance trade-off")
+    value_lr: float = Field(1e-2, gt=0, description="value network's Adam step size")
+    value_steps: int = Field(5, ge=1, description="value regression steps per round")
+    max_backtracks: int = Field(
+        10, ge=0, description="halvings of a policy step before it is rejected for its KL"
+    )
+    entropy_coef: float = Field(0.0, ge=0, description="entropy bonus in the policy objective")
 
     def baseline_variant_config(self) -> RouterBCConfig:
         shared = self.model_dump(exclude={"variant", *PG_ONLY_FIELDS})
@@ -71,4 +79,16 @@ class RouterPGConfig(RouterConfig):
         return True
 
 
-PG_ONLY_FIELDS = ("trust_region_kl", "pg_rounds", "pg_batch_size", "pg_lr", "quick_pg_fraction")
+PG_ONLY_FIELDS = (
+    "trust_region_kl",
+    "pg_rounds",
+    "pg_batch_size",
+    "pg_lr",
+    "quick_pg_fraction",
+    "pg_gamma",
+    "gae_lambda",
+    "value_lr",
+    "value_steps",
+    "max_backtracks",
+    "entropy_coef",
+)

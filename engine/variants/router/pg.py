@@ -202,6 +202,7 @@ def train_pg(
     gamma: float = 1.0,
     lam: float = 0.95,
     max_backtracks: int = 10,
+    entropy_coef: float = 0.0,
     on_round: Callable[[RoundStats], None] | None = None,
 ) -> list[RoundStats]:
     """AR1: `rounds` rounds of rollout + trust-region update, from the policy as it is (AR0's).
@@ -241,6 +242,7 @@ def train_pg(
             lam=lam,
             value_steps=value_steps,
             max_backtracks=max_backtracks,
+            entropy_coef=entropy_coef,
         )
         row = RoundStats(
             round=index + 1,
