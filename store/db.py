@@ -1,140 +1,53 @@
-"""Opening the SQLite store: connection pragmas, transactions and schema migrations.
+"""Opening the SQLite store: connection pragmas, transactions, locking and read-only readers.
 
 Several bemctl processes (a training run, a `status` watcher, a second run) share one
 database file, so the connection setup is about concurrency: WAL lets readers proceed
 while a writer commits, and every write transaction starts with `BEGIN IMMEDIATE` so
 two writers queue on the busy timeout up front instead of deadlocking halfway through
 (a deferred transaction that later tries to upgrade to a write lock fails immediately).
+
+Opening a store also checks its schema and upgrades it to head; what a schema revision
+means and how migrations run is `store.schema`'s job (`SCHEMA_HEAD`, `alembic_config` and
+`inspect_schema` are re-exported here, where callers outside the store still import them).
 """
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
-from urllib.parse import quote
+from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
 from store.errors import BemctlError
+from store.readonly import reader_uri
+from store.schema import (
+    SCHEMA_HEAD,
+    alembic_config,
+    classify_schema,
+    foreign_keys_off,
+    inspect_schema,
+    schema_state,
+    script_directory,
+    upgrade_to_head,
+)
 from store.writable import is_writable, mode_text
 
-SCHEMA_HEAD = "0008"
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+__all__ = [
+    "Store",
+    # re-exported from store.schema (bemctl/cli.py imports inspect_schema from here)
+    "SCHEMA_HEAD",
+    "alembic_config",
+    "inspect_schema",
+]
 
 # Execution option read by the "begin" hook: which BEGIN flavour a connection emits.
 _BEGIN_MODE = "bemctl_begin_mode"
-
-
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic Config built in code, so no alembic.ini has to ship or be found.
-
-    With `connection`, env.py migrates over it (inside the caller's transaction).
-    """
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("path_separator", "os")
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
-
-
-SchemaState = Literal["current", "older", "newer", "foreign", "empty"]
-
-
-@dataclass(frozen=True)
-class SchemaStatus:
-    """What a store file's schema is to this bemctl (`revision` None: no version table)."""
-
-    revision: str | None
-    state: SchemaState
-
-    def describe(self) -> str:
-        """One line for `bemctl doctor`, true to what the commands will do with it."""
-        head = _script_directory().get_current_head()
-        return {
-            "current": f"schema {self.revision}, head {head} (up to date)",
-            "older": f"schema {self.revision}, head {head} "
-            "(older than this bemctl: the next write command upgrades it)",
-            "newer": f"schema {self.revision}, head {head} "
-            "(newer than this bemctl: every command refuses it; upgrade bemctl)",
-            "foreign": "not a bemctl store (tables but no schema version): every command "
-            "refuses it; move it away or set a different store path",
-            "empty": "empty (the next write command creates the schema)",
-        }[self.state]
-
-
-def reader_uri(path: Path) -> tuple[str, str]:
-    """SQLite URI for reading `path` without ever writing, and which open mode it uses.
-
-    `mode=ro` is the normal read-only open. A WAL database needs its `-shm` index even to
-    read, and SQLite creates it beside the file; in a directory it may not write (a
-    read-only copy of a store) that fails unless the index already exists. There, the
-    reader opens with `immutable=1` instead: no locks, no index, the file read as is.
-    That is safe because nothing can be writing: a bemctl writer needs to create the
-    `-wal`/`-shm` files in that same directory (it refuses a directory it may not write),
-    and with no `-wal` file present every committed change is in the main file. A `-wal`
-    left with content there (a crashed writer, a copy taken mid-write) would be ignored by
-    an immutable reader, so that case is refused with how to fix it instead.
-    """
-    resolved = path.resolve()
-    uri = "file:" + quote(str(resolved))  # quote: '?', '#', '%' in the path are not URI syntax
-    shm = resolved.with_name(resolved.name + "-shm")
-    if is_writable(resolved.parent) or shm.exists():
-        return uri + "?mode=ro", "ro"
-    wal = resolved.with_name(resolved.name + "-wal")
-    if wal.exists() and wal.stat().st_size > 0:
-        raise BemctlError(
-            f"{path}: cannot read: {wal.name} holds changes not yet in the store and the "
-            f"directory {resolved.parent} is read-only; make the directory writable once "
-            "(any bemctl command then folds them in)"
-        )
-    return uri + "?mode=ro&immutable=1", "immutable"
-
-
-def inspect_schema(path: Path) -> SchemaStatus:
-    """The schema state of an existing store file, read without writing anything.
-
-    Raises BemctlError if the file cannot be read as SQLite at all."""
-    uri, _ = reader_uri(path)
-    try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
-            tables = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT name FROM sqlite_master "
-                    "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                )
-            }
-            revisions: list[str] = []
-            if "alembic_version" in tables:
-                revisions = [r[0] for r in conn.execute("SELECT version_num FROM alembic_version")]
-    except sqlite3.Error as exc:
-        raise BemctlError(f"{path}: not readable as a bemctl store ({exc})") from None
-    return SchemaStatus(revisions[0] if revisions else None, classify_schema(tables, revisions))
-
-
-def classify_schema(tables: set[str], revisions: list[str]) -> SchemaState:
-    """One rule for the store, the commands and `bemctl doctor`: what these tables and
-    Alembic revisions mean to this bemctl."""
-    if not revisions:
-        return "foreign" if tables - {"alembic_version"} else "empty"
-    script = _script_directory()
-    known = {sc.revision for sc in script.walk_revisions()}
-    if any(rev not in known for rev in revisions):
-        return "newer"
-    return "current" if revisions == [script.get_current_head()] else "older"
 
 
 class Store:
@@ -283,7 +196,7 @@ class Store:
         """Refuse foreign or newer databases; create or upgrade ours to head."""
         with self._map_open_errors():
             with self._engine.connect() as conn:
-                tables, revisions = _schema_state(conn)
+                tables, revisions = schema_state(conn)
             if not self._needs_upgrade(tables, revisions):
                 return
             if self.readonly:
@@ -295,12 +208,11 @@ class Store:
                 )
             # Re-check under the write lock: a concurrent process may have just created
             # or upgraded the schema, and the upgrade must not run twice.
-            with self._write_engine.connect() as conn, _foreign_keys_off(conn):
+            with self._write_engine.connect() as conn, foreign_keys_off(conn):
                 with conn.begin():
-                    tables, revisions = _schema_state(conn)
+                    tables, revisions = schema_state(conn)
                     if self._needs_upgrade(tables, revisions):
-                        command.upgrade(alembic_config(conn), "head")
-                        _check_foreign_keys(conn)
+                        upgrade_to_head(conn)
 
     def _needs_upgrade(self, tables: set[str], revisions: list[str]) -> bool:
         state = classify_schema(tables, revisions)
@@ -310,7 +222,7 @@ class Store:
                 "move it away or set a different store path"
             )
         if state == "newer":
-            head = _script_directory().get_current_head()
+            head = script_directory().get_current_head()
             raise BemctlError(
                 f"{self.path}: database schema revision {', '.join(revisions)} is newer than "
                 f"this bemctl knows (head {head}); upgrade bemctl"
@@ -374,63 +286,9 @@ class Store:
         self.close()
 
 
-@cache
-def _script_directory() -> ScriptDirectory:
-    # Parsing the revision files is the slowest part of opening; they never change
-    # while the process runs.
-    return ScriptDirectory.from_config(alembic_config())
-
-
 def _is_locked(exc: BaseException) -> bool:
     return "database is locked" in str(getattr(exc, "orig", None) or exc)
 
 
 def _is_readonly(exc: BaseException) -> bool:
     return "readonly database" in str(getattr(exc, "orig", None) or exc)
-
-
-@contextmanager
-def _foreign_keys_off(conn: Connection) -> Iterator[None]:
-    """Foreign keys not enforced on `conn` while migrations run (SQLite's own recipe for
-    rebuilding a table: https://sqlite.org/lang_altertable.html#otheralter).
-
-    A batch migration rebuilds a table by copying it and dropping the original; with
-    foreign keys on, that DROP would cascade-delete the rows of child tables (`step_metric`
-    -> `run`) or fail on them. The pragma is a no-op inside a transaction, so it is set
-    on the DBAPI connection before the migration's BEGIN (SQLAlchemy would otherwise begin
-    one first) and restored after it; `_check_foreign_keys` checks the result instead.
-    """
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
-    dbapi.execute("PRAGMA foreign_keys=OFF")
-    try:
-        yield
-    finally:
-        dbapi.execute("PRAGMA foreign_keys=ON")
-
-
-def _check_foreign_keys(conn: Connection) -> None:
-    """Inside the migration's transaction: refuse to commit a schema whose rows break a
-    foreign key (what enforcement would have caught during the migration)."""
-    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
-    if broken:
-        shown = ", ".join(
-            f"{table} row {rowid} -> {parent}" for table, rowid, parent, _ in broken[:5]
-        )
-        raise BemctlError(
-            f"schema upgrade refused: {len(broken)} row(s) break a foreign key ({shown}); "
-            "the store is left as it was"
-        )
-
-
-def _schema_state(conn: Connection) -> tuple[set[str], list[str]]:
-    """User tables in the file and the Alembic revision(s) it records."""
-    tables = set(
-        conn.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        ).scalars()
-    )
-    revisions: list[str] = []
-    if "alembic_version" in tables:
-        revisions = list(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
-    return tables, revisions

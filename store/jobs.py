@@ -1,63 +1,75 @@
-"""The work queue in SQLite: enqueue, claim under a lease, heartbeat, requeue, cancel, close.
+"""The work queue in SQLite: enqueue, claim under a lease, finish, release, cancel, retry.
 
 Several worker processes share one database file, so every state change is a single
 `BEGIN IMMEDIATE` transaction whose UPDATE re-checks the state it expects (status, owner)
 in its WHERE clause and reports through RETURNING whether it won. Two workers can race
 for a job; only one UPDATE matches.
 
-A worker owns a job while its lease is in the future. It renews the lease with every
-heartbeat; a worker that dies stops renewing, and the next worker to look for work
-finds the lapsed lease, marks the attempt interrupted and requeues the job (or fails it
-after `max_attempts`). On this host a worker whose process is gone is noticed at once,
-without waiting for the lease.
+The rest of the queue lives beside this module, one job each: leases, heartbeats and
+lapsed workers (`store.leases`), a running job's phase reports (`store.progress`), the
+event log (`store.job_log`), batches (`store.batches`) and the reads (`store.job_reads`).
+This module re-exports their public names, so `from store import jobs; jobs.<name>` stays
+the one way the CLI, the worker and the console reach the queue (and the one place a test
+patches, e.g. `jobs.set_phase_progress`, for the worker's calls to see it).
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-import psutil
-from sqlalchemy import and_, or_, text, update
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from store.batches import abandon_batch, batch_state, close_batch, pending_work, ready_batches
 from store.db import Store
-from store.models import Batch, Event, Job, Run
-from store.states import (
-    ACTIVE_JOB_STATUSES,
-    ACTIVE_RUN_STATUSES,
-    TERMINAL_JOB_STATUSES,  # also imported from here by the console
-    BatchStatus,
-    JobStatus,
-    RunStatus,
+from store.job_log import add_event, interrupt_runs, log_event
+from store.job_reads import (
+    active_jobs_named,
+    get_job,
+    integrity_ok,
+    job_events,
+    job_for_run,
+    list_jobs,
 )
+from store.leases import LeaseLost, WorkerIdentity, heartbeat, requeue_lapsed, requeue_lapsed_in
+from store.models import Batch, Job
+from store.progress import set_phase, set_phase_progress
+from store.states import TERMINAL_JOB_STATUSES, JobStatus, RunStatus
 from store.types import utcnow
 
-# A pid is only evidence of life if that process is at least as old as the claim;
-# allow for the coarseness of process start times.
-_PID_START_SLACK_S = 2.0
-
-
-class LeaseLost(Exception):
-    """This worker no longer holds the job (it was requeued or cancelled under it)."""
-
-
-@dataclass(frozen=True)
-class WorkerIdentity:
-    """Who holds a job: the nonce tells two workers in one process apart."""
-
-    id: str
-    host: str
-    pid: int
-
-    @classmethod
-    def here(cls) -> WorkerIdentity:
-        host, pid = socket.gethostname(), os.getpid()
-        return cls(f"{host}:{pid}:{uuid.uuid4().hex[:6]}", host, pid)
+__all__ = [
+    # defined here
+    "QueueEntry",
+    "cancel_jobs",
+    "claim_next",
+    "enqueue",
+    "finish_job",
+    "refuse_job",
+    "release_job",
+    "retry_job",
+    # re-exported: the rest of the queue, reached as jobs.<name>
+    "LeaseLost",
+    "WorkerIdentity",
+    "abandon_batch",
+    "active_jobs_named",
+    "batch_state",
+    "close_batch",
+    "get_job",
+    "heartbeat",
+    "integrity_ok",
+    "job_events",
+    "job_for_run",
+    "list_jobs",
+    "log_event",
+    "pending_work",
+    "ready_batches",
+    "requeue_lapsed",
+    "set_phase",
+    "set_phase_progress",
+]
 
 
 @dataclass(frozen=True)
@@ -69,10 +81,6 @@ class QueueEntry:
     # engine.plan.FrozenPlan as JSON: the resolved plan, fixed when queued (None: the worker
     # resolves it from its own bemctl.toml, as bemctl < schema 0006 did)
     plan_json: str | None = None
-
-
-def _event(session: Session, job_id: int, kind: str, message: str, run_id: int | None = None):
-    session.add(Event(job_id=job_id, run_id=run_id, kind=kind, message=message))
 
 
 # -- enqueue ------------------------------------------------------------------------------
@@ -103,11 +111,11 @@ def enqueue(
         session.flush()
         for job in jobs:
             assert job.id is not None
-            _event(session, job.id, "queued", f"queued in batch {batch_id}, priority {priority}")
+            add_event(session, job.id, "queued", f"queued in batch {batch_id}, priority {priority}")
     return batch_id, jobs
 
 
-# -- claim and lease ----------------------------------------------------------------------
+# -- claim --------------------------------------------------------------------------------
 
 
 def claim_next(
@@ -124,7 +132,7 @@ def claim_next(
     """
     with store.session() as session:
         now = utcnow()
-        _requeue_lapsed(session, now)
+        requeue_lapsed_in(session, now)
         candidate = (
             select(Job.id)
             .where(Job.status == JobStatus.QUEUED, col(Job.cancel_requested).is_(False))
@@ -158,142 +166,8 @@ def claim_next(
         job = session.get(Job, claimed[0])
         assert job is not None and job.id is not None
         session.refresh(job)
-        _event(session, job.id, "claimed", f"attempt {job.attempts} by worker {worker.id}")
+        add_event(session, job.id, "claimed", f"attempt {job.attempts} by worker {worker.id}")
         return job
-
-
-def _process_alive(pid: int, since: datetime) -> bool:
-    """Whether `pid` is still the process that created a run at `since`.
-
-    A pid that exists but belongs to a process started after the run was created
-    has been reused by the OS: the run's own process is gone.
-    """
-    if not psutil.pid_exists(pid):
-        return False
-    try:
-        started = psutil.Process(pid).create_time()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:
-        return True  # exists but cannot be inspected (e.g. another user's): assume alive
-    return started <= since.timestamp() + _PID_START_SLACK_S
-
-
-def _lapsed(job: Job, now: datetime) -> str | None:
-    """Why `job`'s worker is considered gone, or None while it may still be alive."""
-    if job.worker_host == socket.gethostname() and job.worker_pid is not None:
-        since = job.started_at or now
-        if not _process_alive(job.worker_pid, since):
-            return f"worker process {job.worker_pid} is gone"
-    if job.lease_expires_at is not None and job.lease_expires_at < now:
-        silent = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else float("nan")
-        return f"lease lapsed (no heartbeat for {silent:.0f} s)"
-    return None
-
-
-def _requeue_lapsed(session: Session, now: datetime) -> list[int]:
-    """Requeue (or fail, after max_attempts) running jobs whose worker is gone."""
-    touched = []
-    for job in session.exec(select(Job).where(Job.status == JobStatus.RUNNING)).all():
-        reason = _lapsed(job, now)
-        if reason is None:
-            continue
-        assert job.id is not None
-        _interrupt_runs(session, job.id, f"interrupted: {reason}")
-        worker = job.worker_id
-        job.worker_id = job.worker_host = job.worker_pid = None
-        job.lease_expires_at = None
-        if job.cancel_requested:
-            job.status, job.finished_at = JobStatus.CANCELLED, now
-            job.error = f"cancelled; its worker stopped first ({reason})"
-            _event(session, job.id, "cancelled", job.error)
-        elif job.attempts >= job.max_attempts:
-            job.status, job.finished_at = JobStatus.FAILED, now
-            job.error = f"attempt {job.attempts}/{job.max_attempts} interrupted: {reason}; gave up"
-            _event(session, job.id, "failed", job.error)
-        else:
-            job.status = JobStatus.QUEUED
-            job.phase = None
-            job.error = f"attempt {job.attempts} interrupted: {reason}"
-            _event(session, job.id, "requeued", f"{job.error} (worker {worker})")
-        touched.append(job.id)
-    return touched
-
-
-def requeue_lapsed(store: Store) -> list[int]:
-    """Requeue jobs whose worker is gone, now; returns their ids (claiming does this too)."""
-    with store.session() as session:
-        return _requeue_lapsed(session, utcnow())
-
-
-def _interrupt_runs(
-    session: Session, job_id: int, reason: str, status: RunStatus = RunStatus.INTERRUPTED
-):
-    now = utcnow()
-    session.exec(  # type: ignore[call-overload]
-        update(Run)
-        .where(Run.job_id == job_id, col(Run.status).in_(ACTIVE_RUN_STATUSES))
-        .values(status=status, error=reason, finished_at=now)
-    )
-
-
-def heartbeat(store: Store, job_id: int, worker_id: str, lease_s: float) -> bool:
-    """Renew the lease; True when a cancel was requested. Raises LeaseLost if not ours."""
-    with store.session() as session:
-        now = utcnow()
-        row = session.exec(  # type: ignore[call-overload]
-            update(Job)
-            .where(
-                col(Job.id) == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING
-            )
-            .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
-            .returning(Job.cancel_requested)
-        ).first()
-    if row is None:
-        raise LeaseLost(f"job {job_id} is no longer held by {worker_id}")
-    return bool(row[0])
-
-
-def set_phase(
-    store: Store,
-    job_id: int,
-    worker_id: str,
-    phase: str,
-    run_id: int | None = None,
-    total: int | None = None,
-) -> None:
-    """What the job is doing now (shown live) and the same line in its event log; the
-    phase's progress starts over at 0 of `total` (None: a phase with no step count)."""
-    with store.session() as session:
-        job = session.get(Job, job_id)
-        if job is None or job.worker_id != worker_id:
-            raise LeaseLost(f"job {job_id} is no longer held by {worker_id}")
-        job.phase = phase
-        job.phase_step, job.phase_total = (0 if total else None), (total or None)
-        job.phase_detail, job.phase_started_at = None, utcnow()
-        _event(session, job_id, "phase", phase, run_id)
-
-
-def set_phase_progress(
-    store: Store, job_id: int, worker_id: str, step: int, detail: str | None
-) -> bool:
-    """Where the current phase is (step of its total, e.g. "loss 2.41"); one UPDATE, no
-    event row (a phase can have thousands of steps). False when the job is not ours."""
-    with store.session() as session:
-        row = session.exec(  # type: ignore[call-overload]
-            update(Job)
-            .where(
-                col(Job.id) == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING
-            )
-            .values(phase_step=step, phase_detail=detail)
-            .returning(Job.id)
-        ).first()
-    return row is not None
-
-
-def log_event(store: Store, job_id: int, kind: str, message: str, run_id: int | None = None):
-    with store.session() as session:
-        _event(session, job_id, kind, message, run_id)
 
 
 # -- finishing ----------------------------------------------------------------------------
@@ -321,8 +195,8 @@ def finish_job(
         job.lease_expires_at = None
         if status != JobStatus.SUCCEEDED:
             run_status = RunStatus.CANCELLED if status == JobStatus.CANCELLED else RunStatus.FAILED
-            _interrupt_runs(session, job_id, error or status, run_status)
-        _event(session, job_id, status, error or status)
+            interrupt_runs(session, job_id, error or status, run_status)
+        add_event(session, job_id, status, error or status)
         return True
 
 
@@ -332,7 +206,7 @@ def refuse_job(session: Session, job: Job, reason: str) -> None:
     assert job.id is not None
     job.status, job.error, job.phase = JobStatus.FAILED, reason, "failed"
     job.comparison_id = None
-    _event(session, job.id, "refused", reason)
+    add_event(session, job.id, "refused", reason)
 
 
 def release_job(store: Store, job_id: int, worker_id: str, reason: str) -> bool:
@@ -341,14 +215,14 @@ def release_job(store: Store, job_id: int, worker_id: str, reason: str) -> bool:
         job = session.get(Job, job_id)
         if job is None or job.worker_id != worker_id or job.status != JobStatus.RUNNING:
             return False
-        _interrupt_runs(session, job_id, f"interrupted: {reason}")
+        interrupt_runs(session, job_id, f"interrupted: {reason}")
         job.status, job.phase, job.error = JobStatus.QUEUED, None, f"released: {reason}"
         job.attempts -= 1
         job.worker_id = job.worker_host = job.worker_pid = None
         job.lease_expires_at = None
         if job.cancel_requested:
             job.status, job.finished_at = JobStatus.CANCELLED, utcnow()
-        _event(session, job_id, "released", f"{reason}; back in the queue")
+        add_event(session, job_id, "released", f"{reason}; back in the queue")
         return True
 
 
@@ -367,12 +241,12 @@ def cancel_jobs(store: Store, job_ids: Sequence[int], reason: str) -> dict[int, 
             if job.status == JobStatus.QUEUED:
                 job.status, job.finished_at, job.error = JobStatus.CANCELLED, utcnow(), reason
                 job.cancel_requested = True
-                _interrupt_runs(session, job_id, reason, RunStatus.CANCELLED)
-                _event(session, job_id, "cancelled", reason)
+                interrupt_runs(session, job_id, reason, RunStatus.CANCELLED)
+                add_event(session, job_id, "cancelled", reason)
                 effects[job_id] = "cancelled"
             elif job.status == JobStatus.RUNNING:
                 job.cancel_requested = True
-                _event(session, job_id, "cancel_requested", reason)
+                add_event(session, job_id, "cancel_requested", reason)
                 effects[job_id] = "cancel requested"
             else:
                 effects[job_id] = f"already {job.status}"
@@ -398,147 +272,3 @@ def retry_job(store: Store, job_id: int, *, priority: int | None = None) -> tupl
     batch_id, [job] = enqueue(store, [entry], priority=priority, max_attempts=max_attempts)
     log_event(store, job_id, "retried", f"retried as job {job.id}")
     return batch_id, job
-
-
-# -- batches ------------------------------------------------------------------------------
-
-
-def close_batch(store: Store, batch_id: str, write: Callable[[Session, list[Job]], None]) -> bool:
-    """Once every job of the batch is finished, call `write` with its succeeded jobs and
-    mark the batch decided, in one transaction. False if jobs are left or it is closed.
-
-    Run by whichever worker finishes last; the status check under the write lock makes
-    sure only one of two racing workers writes verdicts.
-    """
-    with store.session() as session:
-        batch = session.get(Batch, batch_id)
-        if batch is None or batch.status != BatchStatus.OPEN:
-            return False
-        jobs = list(session.exec(select(Job).where(Job.batch_id == batch_id)).all())
-        if any(j.status not in TERMINAL_JOB_STATUSES for j in jobs):
-            return False
-        write(session, [j for j in jobs if j.status == JobStatus.SUCCEEDED])
-        batch.status, batch.decided_at = BatchStatus.DECIDED, utcnow()
-        return True
-
-
-def ready_batches(store: Store) -> list[str]:
-    """Open batches with no job left to run: their verdicts are due (e.g. the last job
-    was cancelled while queued, or failed for good when its lease lapsed)."""
-    with store.read_session() as session:
-        active = select(Job.batch_id).where(col(Job.status).in_(ACTIVE_JOB_STATUSES))
-        return list(
-            session.exec(
-                select(Batch.id).where(
-                    Batch.status == BatchStatus.OPEN, col(Batch.id).not_in(active)
-                )
-            ).all()
-        )
-
-
-def abandon_batch(store: Store, batch_id: str, reason: str) -> None:
-    """The user stopped the whole batch: cancel what is left, write no verdicts."""
-    with store.session() as session:
-        batch = session.get(Batch, batch_id)
-        if batch is None or batch.status != BatchStatus.OPEN:
-            return
-        now = utcnow()
-        for job in session.exec(select(Job).where(Job.batch_id == batch_id)).all():
-            assert job.id is not None
-            if job.status in ACTIVE_JOB_STATUSES:
-                job.status, job.finished_at, job.error = JobStatus.CANCELLED, now, reason
-                job.cancel_requested = True
-                job.worker_id = job.worker_host = job.worker_pid = None
-                _interrupt_runs(session, job.id, reason, RunStatus.CANCELLED)
-                _event(session, job.id, "cancelled", reason)
-        batch.status, batch.decided_at = BatchStatus.ABANDONED, now
-
-
-def pending_work(store: Store, heartbeat_s: float, *, batch_id: str | None = None) -> str | None:
-    """Why a `--once` worker should keep going: queued jobs, or a running job whose
-    heartbeat has gone quiet (its lease is about to lapse and the job will be ours).
-    None when nothing is left for this worker.
-    """
-    with store.read_session() as session:
-        now = utcnow()
-        quiet = now - timedelta(seconds=2 * heartbeat_s)
-        query = select(Job).where(
-            or_(
-                and_(Job.status == JobStatus.QUEUED, col(Job.cancel_requested).is_(False)),
-                and_(
-                    Job.status == JobStatus.RUNNING,
-                    or_(col(Job.heartbeat_at) < quiet, col(Job.lease_expires_at) < now),
-                ),
-            )
-        )
-        if batch_id is not None:
-            query = query.where(Job.batch_id == batch_id)
-        jobs = session.exec(query.order_by(col(Job.id))).all()
-    for job in jobs:
-        if job.status == JobStatus.QUEUED:
-            return f"job {job.id} is queued"
-        return f"job {job.id}'s worker is silent; waiting for its lease to lapse"
-    return None
-
-
-def batch_state(store: Store, batch_id: str) -> tuple[str, list[Job]]:
-    with store.read_session() as session:
-        batch = session.get(Batch, batch_id)
-        if batch is None:
-            raise LookupError(f"batch {batch_id} does not exist")
-        jobs = session.exec(select(Job).where(Job.batch_id == batch_id).order_by(col(Job.id)))
-        return batch.status, list(jobs.all())
-
-
-def job_for_run(store: Store, run_id: int) -> Job | None:
-    with store.read_session() as session:
-        run = session.get(Run, run_id)
-        if run is None or run.job_id is None:
-            return None
-        return session.get(Job, run.job_id)
-
-
-def active_jobs_named(store: Store, experiment: str) -> list[Job]:
-    with store.read_session() as session:
-        return list(
-            session.exec(
-                select(Job)
-                .where(Job.experiment_name == experiment, col(Job.status).in_(ACTIVE_JOB_STATUSES))
-                .order_by(col(Job.id))
-            ).all()
-        )
-
-
-def list_jobs(store: Store, limit: int = 20) -> list[Job]:
-    """Active jobs first (what is queued or running now), then the newest finished ones."""
-    with store.read_session() as session:
-        active = session.exec(
-            select(Job)
-            .where(col(Job.status).in_(ACTIVE_JOB_STATUSES))
-            .order_by(col(Job.priority).desc(), col(Job.id))
-        ).all()
-        done = session.exec(
-            select(Job)
-            .where(col(Job.status).not_in(ACTIVE_JOB_STATUSES))
-            .order_by(col(Job.id).desc())
-            .limit(limit)
-        ).all()
-    return [*active, *done]
-
-
-def get_job(store: Store, job_id: int) -> Job | None:
-    with store.read_session() as session:
-        return session.get(Job, job_id)
-
-
-def job_events(store: Store, job_id: int) -> list[Event]:
-    with store.read_session() as session:
-        return list(
-            session.exec(select(Event).where(Event.job_id == job_id).order_by(col(Event.id))).all()
-        )
-
-
-def integrity_ok(store: Store) -> bool:
-    """SQLite's own consistency check of the whole file (used after crash tests)."""
-    with store.read_session() as session:
-        return session.exec(text("PRAGMA integrity_check")).first() == ("ok",)  # type: ignore[call-overload]

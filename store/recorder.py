@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from store import jobs, queries
+from store import job_log, queries
 from store.db import Store
 from store.models import Run
 
@@ -82,7 +82,7 @@ class SqliteRecorder:
 
     def note(self, kind: str, message: str, run_id: int | None = None) -> None:
         if self.job_id is not None:
-            jobs.log_event(self.store, self.job_id, kind, message, run_id)
+            job_log.log_event(self.store, self.job_id, kind, message, run_id)
 
     def run(self, run_id: int) -> Run | None:
         return queries.get_run(self.store, run_id)

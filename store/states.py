@@ -29,7 +29,8 @@ class RunStatus(StrEnum):
 
     Transitions: QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED; QUEUED or RUNNING ->
     INTERRUPTED | CANCELLED | FAILED when its job is requeued, cancelled or fails
-    (`store.jobs`). The last four are terminal: a run never leaves them.
+    (`store.jobs`, `store.leases`, `store.batches`). The last four are terminal: a run
+    never leaves them.
     """
 
     QUEUED = "queued"

@@ -30,7 +30,7 @@ from bemctl.tui.source import StoreSource
 from engine.settings import Settings
 from store.console import Snapshot, refresh_snapshot
 from store.errors import BemctlError
-from store.jobs import TERMINAL_JOB_STATUSES
+from store.states import TERMINAL_JOB_STATUSES
 
 # How long quitting waits for the console's worker to hand its job back.
 WORKER_STOP_TIMEOUT_S = 30.0

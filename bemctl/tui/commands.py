@@ -15,7 +15,7 @@ from bemctl.reports.write import write_report
 from engine.settings import Settings
 from store.db import Store
 from store.errors import BemctlError
-from store.jobs import TERMINAL_JOB_STATUSES
+from store.states import TERMINAL_JOB_STATUSES
 
 
 def _write_store(settings: Settings) -> Store:

@@ -10,7 +10,8 @@ import torch
 
 from engine.models.base_model import EMBEDDED_NAME, PretrainPlan, cache_key, embedded_config_dict
 from engine.settings import load_settings
-from store.db import SCHEMA_HEAD, Store
+from store.db import Store
+from store.schema import SCHEMA_HEAD
 
 
 def _fields(text: str) -> dict[str, str]:

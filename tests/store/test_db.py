@@ -13,9 +13,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlmodel import SQLModel, func, select
 
-from store.db import SCHEMA_HEAD, Store, alembic_config
+from store.db import Store
 from store.errors import BemctlError
 from store.models import Experiment
+from store.schema import SCHEMA_HEAD, alembic_config
 
 TABLES = {
     "batch",

@@ -13,9 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 from store import queries
-from store.db import SCHEMA_HEAD, Store, alembic_config
+from store.db import Store
 from store.errors import BemctlError
 from store.models import Job, Run
+from store.schema import SCHEMA_HEAD, alembic_config
 from store.states import BatchStatus, GateOutcome, JobStatus, Role, RunStatus, Verdict
 
 

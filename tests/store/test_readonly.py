@@ -21,9 +21,10 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from store.db import SCHEMA_HEAD, SchemaStatus, Store, inspect_schema
+from store.db import Store
 from store.errors import BemctlError
 from store.models import Batch
+from store.schema import SCHEMA_HEAD, SchemaStatus, inspect_schema
 from tests.store.permissions import owner_only, read_only, run_python
 
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from bemctl.tui.source import StoreSource
-from store.db import SCHEMA_HEAD, alembic_config
+from store.schema import SCHEMA_HEAD, alembic_config
 
 
 def test_older_store_is_upgraded_then_read(tmp_path: Path) -> None:

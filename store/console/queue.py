@@ -1,16 +1,10 @@
-"""The reads behind `bemctl tui`: small queries that return plain, frozen rows.
-
-The console re-reads the store on a timer from a thread while workers in other processes
-write to it, so every function here takes a (read-only) `Store`, does its work inside one
-`read_session()` snapshot and returns dataclasses: nothing lazy escapes the session, and
-the widgets never touch the ORM.
+"""The console's queue snapshot: the Queue/Runs table and the status line, one tick each.
 
 Speed matters more than anywhere else in the store: `refresh_snapshot` runs every
 `tui.refresh_s` seconds. It reads only the run, job and experiment tables (one row per
 run; the progress columns the trainer updates with each step batch), never `step_metric`,
 which grows by one row per optimiser step and would make every tick slower as history
-accumulates. A run's curve is read on its own, by the indexed `run_id`, and only the
-points after the ones the caller already holds.
+accumulates.
 """
 
 from __future__ import annotations
@@ -22,53 +16,11 @@ from datetime import datetime
 from sqlalchemy import and_, exists
 from sqlmodel import col, select
 
+from store.console.phase import PhaseProgress, elapsed_between, phase_progress
 from store.db import Store
-from store.models import Event, Experiment, Job, Run, StepMetric
+from store.models import Experiment, Job, Run
 from store.states import ACTIVE_JOB_STATUSES, JobStatus, RunStatus
 from store.types import utcnow
-
-# -- queue / runs ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PhaseProgress:
-    """Where a running job's current phase is: e.g. the base model's pre-training at step
-    340 of 2000, "loss 2.410", 50 s in (the job.phase_* columns, schema 0006)."""
-
-    name: str
-    step: int | None
-    total: int | None
-    detail: str | None
-    elapsed_s: float | None  # since the phase started
-
-    @property
-    def fraction(self) -> float | None:
-        if self.step is None or not self.total:
-            return None
-        return min(1.0, self.step / self.total)
-
-    @property
-    def eta_s(self) -> float | None:
-        """The phase's remaining time, if its steps to come take as long as those done."""
-        if self.step is None or self.total is None or self.elapsed_s is None:
-            return None
-        if self.step <= 0 or self.step >= self.total:
-            return None
-        return self.elapsed_s * (self.total - self.step) / self.step
-
-
-def phase_progress(
-    name: str | None,
-    step: int | None,
-    total: int | None,
-    detail: str | None,
-    started_at: datetime | None,
-    now: datetime,
-) -> PhaseProgress | None:
-    """The job row's phase columns as one value (None when the job has no phase)."""
-    if name is None:
-        return None
-    return PhaseProgress(name, step, total, detail, _elapsed(started_at, None, now))
 
 
 @dataclass(frozen=True)
@@ -114,12 +66,6 @@ class Snapshot:
     rows: tuple[QueueRow, ...]
     job_counts: dict[str, int]
     workers: tuple[str, ...]  # ids of the workers holding running jobs
-
-
-def _elapsed(started: datetime | None, finished: datetime | None, now: datetime) -> float | None:
-    if started is None:
-        return None
-    return max(0.0, ((finished or now) - started).total_seconds())
 
 
 def _eta(status: str, elapsed: float | None, current: int, total: int) -> float | None:
@@ -232,7 +178,7 @@ def refresh_snapshot(store: Store) -> Snapshot:
                 current_step=(progress.step or 0) if progress else 0,
                 total_steps=(progress.total or 0) if progress else 0,
                 last_loss=None,
-                elapsed_s=_elapsed(started, None, now) if running else None,
+                elapsed_s=elapsed_between(started, None, now) if running else None,
                 eta_s=progress.eta_s if progress else None,
                 phase=phase if running else None,
                 error=error,
@@ -257,7 +203,7 @@ def refresh_snapshot(store: Store) -> Snapshot:
         phase,
         *phase_cols,
     ) in run_rows:
-        elapsed = _elapsed(started, finished, now)
+        elapsed = elapsed_between(started, finished, now)
         live = status == RunStatus.RUNNING and job_status == JobStatus.RUNNING
         rows.append(
             QueueRow(
@@ -292,127 +238,3 @@ def _newest_first(row: QueueRow) -> tuple[int, int, int]:
     """Newest job on top; within a job its waiting line first, then runs in creation order.
     Runs without a job (stores from before the queue) sort as the oldest."""
     return (-(row.job_id or 0), 0 if row.run_id is None else 1, row.run_id or 0)
-
-
-# -- run detail -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepPoint:
-    step: int
-    loss: float
-    lr: float
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class EventRow:
-    at: datetime
-    kind: str
-    message: str
-    run_id: int | None
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    id: int
-    experiment: str
-    role: str
-    seed: int
-    status: str
-    quick: bool
-    device: str
-    attempt: int
-    total_steps: int
-    current_step: int
-    last_loss: float | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    elapsed_s: float | None
-    error: str | None
-    job_id: int | None
-    batch_id: str | None
-    job_status: str | None
-    job_phase: str | None
-    job_error: str | None
-    curve_quantity: str | None = None  # what the step rows measure (None: LM loss)
-    job_phase_progress: PhaseProgress | None = None
-
-
-@dataclass(frozen=True)
-class RunDetail:
-    """A run, the curve points after `after_step`, and its job's whole event log."""
-
-    run: RunInfo
-    steps: tuple[StepPoint, ...]
-    events: tuple[EventRow, ...]
-
-
-def run_detail(store: Store, run_id: int, after_step: int = -1) -> RunDetail | None:
-    """None when the run does not exist. `after_step` lets a live view fetch only the new
-    points of a long curve on each tick (the curve only ever grows)."""
-    now = utcnow()
-    with store.read_session() as session:
-        found = session.exec(
-            select(Run, Experiment.name)
-            .join(Experiment, col(Experiment.id) == Run.experiment_id)
-            .where(col(Run.id) == run_id)
-        ).first()
-        if found is None:
-            return None
-        run, name = found
-        job = session.get(Job, run.job_id) if run.job_id is not None else None
-        steps = session.exec(
-            select(StepMetric.step, StepMetric.loss, StepMetric.lr, StepMetric.elapsed_s)
-            .where(StepMetric.run_id == run_id, StepMetric.step > after_step)
-            .order_by(col(StepMetric.step))
-        ).all()
-        events = (
-            session.exec(
-                select(Event.at, Event.kind, Event.message, Event.run_id)
-                .where(Event.job_id == job.id)
-                .order_by(col(Event.id))
-            ).all()
-            if job is not None
-            else []
-        )
-        info = RunInfo(
-            id=run_id,
-            experiment=name,
-            role=run.role,
-            seed=run.seed,
-            status=run.status,
-            quick=run.quick,
-            device=run.device,
-            attempt=run.attempt,
-            total_steps=run.total_steps,
-            current_step=run.current_step,
-            last_loss=run.last_loss,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            elapsed_s=_elapsed(run.started_at, run.finished_at, now),
-            error=run.error,
-            job_id=run.job_id,
-            batch_id=job.batch_id if job else None,
-            job_status=job.status if job else None,
-            job_phase=job.phase if job else None,
-            job_error=job.error if job else None,
-            curve_quantity=run.curve_quantity,
-            job_phase_progress=(
-                phase_progress(
-                    job.phase,
-                    job.phase_step,
-                    job.phase_total,
-                    job.phase_detail,
-                    job.phase_started_at,
-                    now,
-                )
-                if job is not None and job.status == JobStatus.RUNNING
-                else None
-            ),
-        )
-    return RunDetail(
-        info,
-        tuple(StepPoint(*s) for s in steps),
-        tuple(EventRow(*e) for e in events),
-    )
