@@ -1,36 +1,19 @@
 """HTML rendering of report records: one self-contained file to mail or attach to a notebook.
 
 Everything is inline (CSS, plots as base64 PNG `data:` URIs) so the file opens anywhere,
-offline, and cannot break when moved. Plots use matplotlib's object API with the Agg
-canvas, never pyplot: no display is needed and no figure is left registered globally.
+offline, and cannot break when moved. This module assembles the page (summary, tables,
+notes); the plots are drawn in `bemctl.reports.html_figures`.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-import matplotlib.style
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from bemctl.reports import costs
-from bemctl.reports.curves import Points, RunCurve, as_curve
+from bemctl.reports.html_figures import Curves, arm_curves, curves_figure, forest_figure, img, png
 from bemctl.reports.sections_view import html_lines as section_lines
 from store.states import GateOutcome, Role, Verdict
-
-Curves = Mapping[int, RunCurve | Points]
-
-# The default style, whatever the user's matplotlibrc says, so the same data draws the
-# same pixels (and text.usetex or odd fonts cannot break a report).
-_STYLE: list[Any] = ["default", {"font.size": 9, "axes.grid": True, "grid.alpha": 0.3}]
-_BASELINE, _VARIANT = "#4c72b0", "#dd8452"
-_ABOVE, _BELOW, _ACROSS = "#2e9e2e", "#c93030", "#555555"  # CI above 0, below 0, contains 0
-_THRESHOLD = "#8e44ad"  # min_improvement
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222;
@@ -67,7 +50,7 @@ def render_html(records: list[dict[str, Any]], curves: Curves) -> str:
     lists count as language-model loss); runs missing from it are drawn as having no curve.
     """
     figure = forest_figure(records)
-    forest = None if figure is None else _png(figure)
+    forest = None if figure is None else png(figure)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -85,7 +68,7 @@ def render_html(records: list[dict[str, Any]], curves: Curves) -> str:
             "and an exact-match fraction are not comparable lengths). Green: interval above "
             "0, red: below 0, grey: contains 0; dashed: 0; purple: the min_improvement "
             "gate's threshold. Hollow: underpowered.</p>",
-            _img(forest, "forest plot of paired differences with confidence intervals"),
+            img(forest, "forest plot of paired differences with confidence intervals"),
         ]
     for index, record in enumerate(records):
         parts += _experiment(index, record, curves)
@@ -134,8 +117,8 @@ def _experiment(index: int, r: dict[str, Any], curves: Curves) -> list[str]:
     if figure is None:
         out.append('<p class="muted">no training curve recorded for either run</p>')
     else:
-        quantities = " and ".join(sorted({c.label for c in _arm_curves(r, curves).values()}))
-        out.append(_img(_png(figure), f"training curves of {r['experiment_id']}: {quantities}"))
+        quantities = " and ".join(sorted({c.label for c in arm_curves(r, curves).values()}))
+        out.append(img(png(figure), f"training curves of {r['experiment_id']}: {quantities}"))
     out += _no_curve_notes(r, curves)
     out += ["<h3>Cost</h3>", *_budget_table(r)]
     out += section_lines(r.get("sections", []))
@@ -210,7 +193,7 @@ def _power(power: dict[str, Any]) -> str:
 def _no_curve_notes(r: dict[str, Any], curves: Curves) -> list[str]:
     """Say why an arm draws no curve: its adapter was taken from another run (a borrowed
     arm trains nothing), or it logged no step while the other arm did."""
-    drawn = _arm_curves(r, curves)
+    drawn = arm_curves(r, curves)
     notes = []
     for role in Role:
         side = r[f"{role}_metrics"]
@@ -295,193 +278,3 @@ def _num(value: Any, fmt: str = ".4f") -> str:
         return escape(format(value, fmt))
     except (TypeError, ValueError):
         return escape(str(value))
-
-
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-# -- plots ----------------------------------------------------------------------------
-
-
-def _png(fig: Figure) -> bytes:
-    """Encode and release a figure; no Software/date metadata, so output is reproducible."""
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    finally:
-        fig.clear()
-    return buffer.getvalue()
-
-
-def _arm_curves(r: dict[str, Any], curves: Curves) -> dict[str, RunCurve]:
-    """role -> its run's curve, for the arms that logged at least one step."""
-    found = {}
-    for role in Role:
-        curve = as_curve(curves.get(r[f"{role}_metrics"]["run_id"]))
-        if curve.points:
-            found[role] = curve
-    return found
-
-
-def curves_figure(r: dict[str, Any], curves: Curves) -> Figure | None:
-    """Training curves, one panel per quantity the arms logged (the language-model loss,
-    AR1's policy objective, ...), each with its own y axis and name; None when neither arm
-    logged a step. Arms that log the same quantity share a panel, so they compare directly.
-    """
-    arms = _arm_curves(r, curves)
-    if not arms:
-        return None
-    panels: dict[str, list[str]] = {}
-    for role, curve in arms.items():
-        panels.setdefault(curve.label, []).append(role)
-    colours = {Role.BASELINE: _BASELINE, Role.VARIANT: _VARIANT}
-    with matplotlib.style.context(_STYLE):
-        fig = Figure(figsize=(7, 0.4 + 2.8 * len(panels)))
-        axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
-        for ax, (quantity, roles) in zip(axes, panels.items(), strict=True):
-            for role in roles:
-                curve = arms[role]
-                steps, values = zip(*curve.points, strict=True)
-                marker = "o" if len(steps) <= 30 else None
-                run_id = r[f"{role}_metrics"]["run_id"]
-                ax.plot(
-                    steps,
-                    values,
-                    color=colours[role],
-                    marker=marker,
-                    ms=3,
-                    label=f"{role} (run {run_id})",
-                )
-            ax.set_xlabel("step")
-            ax.set_ylabel(quantity, parse_math=False)
-            ax.set_title(f"{r['experiment_id']}: {quantity}", parse_math=False)
-            legend = ax.legend()
-            for text in legend.get_texts():
-                text.set_parse_math(False)
-        fig.tight_layout()
-        return fig
-
-
-@dataclass(frozen=True)
-class ForestRow:
-    experiment: str
-    estimate: float
-    low: float
-    high: float
-    threshold: float | None  # the min_improvement gate's, for this experiment and metric
-    degenerate: bool
-    underpowered: bool
-
-    @property
-    def colour(self) -> str:
-        return _ABOVE if self.low > 0 else _BELOW if self.high < 0 else _ACROSS
-
-
-def forest_rows(records: list[dict[str, Any]]) -> dict[str, list[ForestRow]]:
-    """metric -> one row per experiment that measured it, in the records' order."""
-    panels: dict[str, list[ForestRow]] = {}
-    for r in records:
-        thresholds = {
-            g["metric"]: g["threshold"] for g in r["gates"] if g["gate"] == "min_improvement"
-        }
-        power = r["statistical_validation"]["power_analysis"]
-        for metric, ci in r["statistical_validation"]["bca_bootstrap"].items():
-            if None in (ci["estimate"], ci["lower"], ci["upper"]):
-                continue
-            panels.setdefault(metric, []).append(
-                ForestRow(
-                    str(r["experiment_id"]),
-                    ci["estimate"],
-                    ci["lower"],
-                    ci["upper"],
-                    thresholds.get(metric),
-                    bool(ci.get("degenerate")),
-                    bool(power.get(metric, {}).get("underpowered")),
-                )
-            )
-    return panels
-
-
-def forest_xlim(rows: Sequence[ForestRow]) -> tuple[float, float]:
-    """A panel's x range: its intervals, 0 and its thresholds, with a margin; a panel whose
-    intervals are all one point at 0 still gets a width."""
-    values = [0.0]
-    for row in rows:
-        values += [row.low, row.high, row.estimate]
-        if row.threshold is not None:
-            values.append(row.threshold)
-    lo, hi = min(values), max(values)
-    span = hi - lo
-    if span <= 0:
-        span = max(abs(hi), 1e-3)
-    pad = 0.08 * span
-    return lo - pad, hi + pad
-
-
-def forest_figure(records: list[dict[str, Any]]) -> Figure | None:
-    """One panel per metric, each on its own x scale: per experiment a point at Δ and a bar
-    for its CI, a dashed line at 0 and the min_improvement threshold in purple.
-
-    Why panels: on one shared axis chrF/BLEU intervals (points, 0–100) squash exact-match
-    intervals (fractions, 0–1) into dots, and those are often the ones a verdict turns on.
-    """
-    panels = forest_rows(records)
-    if not panels:
-        return None
-    heights = [len(rows) + 1.2 for rows in panels.values()]
-    with matplotlib.style.context(_STYLE):
-        fig = Figure(figsize=(8, 0.5 + 0.38 * sum(heights)))
-        axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[
-            :, 0
-        ]
-        for ax, (metric, rows) in zip(axes, panels.items(), strict=True):
-            _forest_panel(ax, metric, rows)
-        fig.tight_layout()
-        return fig
-
-
-def _forest_panel(ax, metric: str, rows: list[ForestRow]) -> None:
-    ys = list(range(len(rows), 0, -1))  # first row on top
-    for y, row in zip(ys, rows, strict=True):
-        ax.hlines(y, row.low, row.high, color=row.colour, linewidth=2.5)
-        face = "white" if row.underpowered else row.colour
-        ax.plot([row.estimate], [y], "o", color=row.colour, mfc=face, ms=6, zorder=3)
-    ax.axvline(0, color="black", linewidth=0.9, linestyle="--", label="0")
-    thresholds = {row.threshold for row in rows if row.threshold is not None}
-    if len(thresholds) == 1:
-        [t] = thresholds
-        ax.axvline(
-            t, color=_THRESHOLD, linewidth=1.2, linestyle=":", label=f"min_improvement {t:g}"
-        )
-    else:  # experiments with different thresholds: a tick on each row
-        for i, (y, row) in enumerate(zip(ys, rows, strict=True)):
-            if row.threshold is not None:
-                ax.vlines(
-                    row.threshold,
-                    y - 0.35,
-                    y + 0.35,
-                    color=_THRESHOLD,
-                    linewidth=1.5,
-                    label="min_improvement" if i == 0 else None,
-                )
-    labels = []
-    for row in rows:
-        flags = [
-            f
-            for f, on in (("all Δ equal", row.degenerate), ("underpowered", row.underpowered))
-            if on
-        ]
-        labels.append(row.experiment + (f" ({', '.join(flags)})" if flags else ""))
-    ax.set_yticks(ys, labels, parse_math=False)
-    ax.set_ylim(0.4, len(rows) + 0.6)
-    ax.set_xlim(*forest_xlim(rows))
-    ax.set_title(metric, parse_math=False, loc="left", fontweight="bold")
-    ax.set_xlabel(f"Δ {metric} (variant − baseline, {metric}'s own units)", parse_math=False)
-    ax.grid(axis="y", visible=False)
-    # beside the panel, never over an interval (a one-row panel has no free corner)
-    legend = ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
-    for text in legend.get_texts():
-        text.set_parse_math(False)

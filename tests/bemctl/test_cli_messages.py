@@ -96,12 +96,12 @@ def test_a_stop_landing_in_error_handling_still_exits_130(
 ) -> None:
     """A signal can land anywhere, also while a failure is being reported: exit 130 then,
     never Python's own exit by SIGINT (-2) with a traceback."""
-    import bemctl.cli
+    import bemctl.exit_handling
 
     def failing(self, *, once=False, max_jobs=None):
-        raise bemctl.cli.BemctlError("the store went away")
+        raise bemctl.exit_handling.BemctlError("the store went away")
 
-    real_say = bemctl.cli._say
+    real_say = bemctl.exit_handling.say
     calls: list[str] = []
 
     def say_then_stop(text: str) -> None:
@@ -111,7 +111,7 @@ def test_a_stop_landing_in_error_handling_still_exits_130(
             raise KeyboardInterrupt  # a SIGTERM right after the error line
 
     monkeypatch.setattr(Worker, "run", failing)
-    monkeypatch.setattr(bemctl.cli, "_say", say_then_stop)
+    monkeypatch.setattr(bemctl.exit_handling, "say", say_then_stop)
     result = cli("worker")
     assert result.code == 130
     assert calls[-2:] == ["error: the store went away", "interrupted"]

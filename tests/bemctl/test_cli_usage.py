@@ -14,6 +14,7 @@ import pytest
 import typer
 
 from bemctl import cli as cli_module
+from bemctl import exit_handling
 from engine.settings import MAX_SEED
 
 HUGE = "9" * 23  # beyond SQLite's signed 64-bit INTEGER
@@ -136,7 +137,7 @@ def test_no_arguments_shows_the_help(project: Path, cli) -> None:
 def test_click_exception_classes_come_from_what_typer_raises() -> None:
     """Derived from typer's own exports, so a Typer that bundles Click (typer._click) and
     one that uses the click package are both covered."""
-    types = cli_module._click_exception_types()
+    types = exit_handling._click_exception_types()
     assert types and all(t.__name__ == "ClickException" for t in types)
     assert issubclass(typer.BadParameter, types)
 

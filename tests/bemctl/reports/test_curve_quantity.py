@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bemctl.reports.curves import LM_LOSS, load_curves
-from bemctl.reports.html import curves_figure
+from bemctl.reports.html_figures import curves_figure
 from bemctl.reports.records import build_records
 from engine.variants.gateshape.config import GateShapingConfig
 from engine.variants.gateshape.model import GateShapingModel

@@ -8,13 +8,8 @@ import re
 import pytest
 
 from bemctl.reports.curves import LM_LOSS, RunCurve
-from bemctl.reports.html import (
-    curves_figure,
-    forest_figure,
-    forest_xlim,
-    render_html,
-    verdict_class,
-)
+from bemctl.reports.html import render_html, verdict_class
+from bemctl.reports.html_figures import curves_figure, forest_figure, forest_xlim
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -163,7 +158,7 @@ def test_forest_panel_groups_experiments_and_marks_each_threshold(make_record) -
 
 
 def test_forest_xlim_of_a_point_interval_at_zero_has_a_width() -> None:
-    from bemctl.reports.html import ForestRow
+    from bemctl.reports.html_figures import ForestRow
 
     left, right = forest_xlim([ForestRow("e", 0.0, 0.0, 0.0, None, True, False)])
     assert left < 0 < right

@@ -1,0 +1,1 @@
+"""The `bemctl` commands, grouped by job; `bemctl.cli` registers them on the Typer app."""
