@@ -30,6 +30,12 @@ def test_ar1_baseline_is_ar0_built_exactly_like_ar0s_own_arm() -> None:
             "pg_batch_size",
             "pg_lr",
             "quick_pg_fraction",
+            "pg_gamma",
+            "gae_lambda",
+            "value_lr",
+            "value_steps",
+            "max_backtracks",
+            "entropy_coef",
         }
     )
     assert pg.warm_starts_from_baseline and not borrowed.warm_starts_from_baseline
