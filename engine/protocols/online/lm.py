@@ -10,6 +10,7 @@ the history, as `regularizers.diagonal_fisher` requires.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,13 +63,12 @@ def make_score(setup: LMSetup):
 def make_train(setup: LMSetup, *, steps: int, learning_rate: float, seed: int):
     """One shadow update per live batch: `steps` AdamW steps on the whole batch (the
     optimiser is fresh each batch: its moments would otherwise carry a rolled-back past)."""
-    generator_seed = [seed]
+    seeds = itertools.count(seed)  # one seed per update: reproducible, never repeated
 
     def train(model: nn.Module, examples: Sequence[TaskExample], penalty: AnchorPenalty) -> float:
         if not examples:
             return float("nan")
-        torch.manual_seed(generator_seed[0])
-        generator_seed[0] += 1
+        torch.manual_seed(next(seeds))
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
         batch = _batch(setup, examples)

@@ -44,6 +44,21 @@ def train(model: nn.Module, examples, penalty) -> float:
 FORGET = [TaskExample(f"f{i}", "q", ("1.0",), {"target": 1.0}) for i in range(16)]
 
 
+def _run(model: OneWeight, live, *, prox: float, monitor=None, score_fn=score, train_fn=train,
+         **config):  # fmt: skip
+    """The loop over `live` from `model`'s weights, with the test's defaults."""
+    return run_live(
+        model,
+        live,
+        FORGET,
+        score=score_fn,
+        train=train_fn,
+        penalty=make_penalty("prox", model, prox),
+        monitor=monitor or DriftMonitor(window=8),
+        config=LoopConfig(canary_every=2, **config),
+    )
+
+
 def test_every_example_is_scored_before_anything_trains_on_it() -> None:
     model = OneWeight(1.0)
     order: list[tuple[str, str]] = []
@@ -57,16 +72,7 @@ def test_every_example_is_scored_before_anything_trains_on_it() -> None:
         return train(m, examples, penalty)
 
     live = [_batch(b, 1.0) for b in range(6)]
-    record = run_live(
-        model,
-        live,
-        FORGET,
-        score=scoring,
-        train=training,
-        penalty=make_penalty("prox", model, 0.1),
-        monitor=DriftMonitor(window=8),
-        config=LoopConfig(canary_every=2),
-    )
+    record = _run(model, live, prox=0.1, score_fn=scoring, train_fn=training)
     first_seen: dict[str, int] = {}
     for position, (what, ex_id) in enumerate(order):
         if what == "scored":
@@ -83,16 +89,7 @@ def test_a_poisoned_stretch_is_not_promoted() -> None:
     the poisoned canary, loses on the forgetting set, and is refused every time."""
     model = OneWeight(1.0)
     live = [_batch(b, -1.0 if 4 <= b < 12 else 1.0) for b in range(16)]
-    record = run_live(
-        model,
-        live,
-        FORGET,
-        score=score,
-        train=train,
-        penalty=make_penalty("prox", model, 0.01),
-        monitor=DriftMonitor(window=8),
-        config=LoopConfig(canary_every=2, canary_window=8),
-    )
+    record = _run(model, live, prox=0.01, canary_window=8)
     canaries = [e for e in record.events if e.kind == "canary"]
     refused = [e for e in canaries if "forgetting" in e.detail]
     print("refused at live batches", [e.batch for e in refused])
@@ -126,16 +123,7 @@ def test_rollback_after_a_promotion_restores_the_exact_last_good_weights() -> No
         return score(m, examples)
 
     live = [_batch(b, 1.0) for b in range(6)]
-    record = run_live(
-        model,
-        live,
-        FORGET,
-        score=scoring,
-        train=train,
-        penalty=make_penalty("prox", model, 0.0),
-        monitor=AlarmAt({2}),  # type: ignore[arg-type]
-        config=LoopConfig(canary_every=2, margin=0.5),
-    )
+    record = _run(model, live, prox=0.0, monitor=AlarmAt({2}), score_fn=scoring, margin=0.5)
     kinds = [(e.batch, e.kind) for e in record.events]
     assert kinds[:5] == [
         (1, "canary"),
