@@ -163,6 +163,22 @@ class ExperimentRunner:
         model = build_adapter_model(role, loaded.spec.bem_config, base.model, seed, loaded.path)
         return model.to(self.device)
 
+    def train_plan(self, loaded: LoadedSpec, plan: ExperimentPlan, seed: int) -> TrainPlan:
+        """How an arm trains: the plan's steps and batch, the spec's optimiser settings."""
+        spec = loaded.spec
+        return TrainPlan(
+            steps=plan.steps,
+            batch_size=plan.batch_size,
+            learning_rate=spec.training.learning_rate,
+            warmup_steps=min(spec.training.warmup_steps, plan.steps // 2),
+            gradient_clip=spec.training.gradient_clip,
+            weight_decay=spec.training.weight_decay,
+            seed=seed,
+            max_length=spec.model.max_length,
+            max_new_tokens=spec.data.max_new_tokens,
+            quick=self.options.quick,
+        )
+
     def train_and_evaluate(
         self,
         role: str,
@@ -191,18 +207,7 @@ class ExperimentRunner:
             )
         if warm_start is not None:
             model.load_trainable_state_dict(load_adapter(warm_start))
-        tplan = TrainPlan(
-            steps=plan.steps,
-            batch_size=plan.batch_size,
-            learning_rate=spec.training.learning_rate,
-            warmup_steps=min(spec.training.warmup_steps, plan.steps // 2),
-            gradient_clip=spec.training.gradient_clip,
-            weight_decay=spec.training.weight_decay,
-            seed=seed,
-            max_length=spec.model.max_length,
-            max_new_tokens=spec.data.max_new_tokens,
-            quick=self.options.quick,
-        )
+        tplan = self.train_plan(loaded, plan, seed)
         if source is not None:
             n_steps = 0  # nothing to train: the adapter comes from `source`
         else:

@@ -46,6 +46,14 @@ register(
 )
 
 
+register(
+    "online",
+    "engine.protocols.online.protocol:OnlineProtocol",
+    "a deployed adapter serves a drifting stream; its shadow learns online, promoted on a "
+    "canary, rolled back on drift; against the same adapter never updated",
+)
+
+
 def known() -> str:
     return ", ".join(sorted(PROTOCOLS))
 

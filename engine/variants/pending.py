@@ -11,12 +11,6 @@ from pydantic import Field
 from engine.variants.config_base import VariantConfig
 
 
-class OnlineShadowConfig(VariantConfig):
-    variant: Literal["online_shadow"] = "online_shadow"
-    ewc_lambda: float = Field(0.1, ge=0)
-    canary_fraction: float = Field(0.05, gt=0, lt=1)
-
-
 class MultimodalConfig(VariantConfig):
     variant: Literal["multimodal_mini"] = "multimodal_mini"
     patch_size: int = Field(4, ge=1)
@@ -30,7 +24,6 @@ class SafetyCurveConfig(VariantConfig):
 
 
 PENDING = [
-    OnlineShadowConfig,
     MultimodalConfig,
     SafetyCurveConfig,
 ]

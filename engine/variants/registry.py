@@ -15,6 +15,7 @@ from engine.variants.film.config import ResidualFilmConfig
 from engine.variants.gateshape.config import GateShapingConfig
 from engine.variants.kron.config import KroneckerConfig
 from engine.variants.lora.config import LoraConfig
+from engine.variants.online.config import OnlineShadowConfig
 from engine.variants.pending import PENDING
 from engine.variants.router.config import RouterBCConfig, RouterPGConfig
 from store.errors import BemctlError
@@ -74,6 +75,12 @@ register(
     RouterPGConfig,
     "engine.variants.router.model:RouterModel",
     "AR1: AR0's router refined by policy gradient with a KL trust region",
+)
+register(
+    OnlineShadowConfig,
+    "engine.variants.lora.model:StaticLoraModel",  # the deployed adapter is a static LoRA
+    "OL: online shadow learning (EWC/proximal), canary gate, drift rollback",
+    protocol="online",
 )
 for _cls in PENDING:
     register(_cls, None, _cls.__doc__ or _name(_cls))

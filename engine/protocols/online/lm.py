@@ -10,7 +10,6 @@ the history, as `regularizers.diagonal_fisher` requires.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ class LMSetup:
     device: torch.device
     max_new_tokens: int
     max_length: int
-    metric: str = "exact_match"
+    metrics: tuple[str, ...] = ("exact_match",)
 
 
 def _batch(setup: LMSetup, examples: Sequence[TaskExample]) -> dict[str, torch.Tensor]:
@@ -43,32 +42,34 @@ def _batch(setup: LMSetup, examples: Sequence[TaskExample]) -> dict[str, torch.T
 
 
 def make_score(setup: LMSetup):
-    def score(model: nn.Module, examples: Sequence[TaskExample]) -> list[float]:
+    def score(model: nn.Module, examples: Sequence[TaskExample]) -> list[dict[str, float]]:
         model.eval()
         out = evaluate(
             model,
             setup.tokenizer,  # type: ignore[arg-type]
             setup.task,
             examples,
-            [setup.metric],
+            list(setup.metrics),
             setup.device,
             setup.max_new_tokens,
             setup.max_length,
         )
-        return [out.scores[ex.id][setup.metric] for ex in examples]
+        return [dict(out.scores[ex.id]) for ex in examples]
 
     return score
 
 
 def make_train(setup: LMSetup, *, steps: int, learning_rate: float, seed: int):
     """One shadow update per live batch: `steps` AdamW steps on the whole batch (the
-    optimiser is fresh each batch: its moments would otherwise carry a rolled-back past)."""
-    seeds = itertools.count(seed)  # one seed per update: reproducible, never repeated
+    optimiser is fresh each batch: its moments would otherwise carry a rolled-back past).
+    The update of live batch b is seeded from (seed, b), so a resumed stream repeats it."""
 
-    def train(model: nn.Module, examples: Sequence[TaskExample], penalty: AnchorPenalty) -> float:
+    def train(
+        model: nn.Module, examples: Sequence[TaskExample], penalty: AnchorPenalty, batch: int
+    ) -> float:
         if not examples:
             return float("nan")
-        torch.manual_seed(next(seeds))
+        torch.manual_seed(seed * 1_000_003 + batch)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
         batch = _batch(setup, examples)

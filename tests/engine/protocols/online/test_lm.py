@@ -38,7 +38,7 @@ def test_a_shadow_update_moves_the_adapter_and_the_penalty_holds_it_back() -> No
         model = tiny_adapter()
         penalty = make_penalty("prox", model, weight)
         start = snapshot(model)
-        make_train(setup, steps=5, learning_rate=1e-2, seed=0)(model, batch, penalty)
+        make_train(setup, steps=5, learning_rate=1e-2, seed=0)(model, batch, penalty, 0)
         moved = sum(
             float((p.detach() - start[n]).pow(2).sum()) for n, p in trainable(model).items()
         )
@@ -50,7 +50,7 @@ def test_the_loop_runs_on_a_real_adapter() -> None:
     setup = _setup()
     model = tiny_adapter()
     live = [stream_batch(0, 2 + b, **SIZES).examples for b in range(4)]
-    record = run_live(
+    state = run_live(
         model,
         live,
         forgetting_set(0, 6),
@@ -60,6 +60,7 @@ def test_the_loop_runs_on_a_real_adapter() -> None:
         monitor=DriftMonitor(window=8),
         config=LoopConfig(canary_every=2, canary_window=8),
     )
+    record = state.record
     assert len(record.serving_scores) == 24 and len(record.timeline) == 4
-    assert all(v in (0.0, 1.0) for v in record.serving_scores.values())
+    assert all(s["exact_match"] in (0.0, 1.0) for s in record.serving_scores.values())
     assert [e.batch for e in record.events if e.kind == "canary"] == [1, 3]

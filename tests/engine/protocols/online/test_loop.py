@@ -24,12 +24,12 @@ def _batch(b: int, target: float, n: int = 8) -> list[TaskExample]:
     return [TaskExample(f"b{b}-{i}", "q", (str(target),), {"target": target}) for i in range(n)]
 
 
-def score(model: nn.Module, examples) -> list[float]:
+def score(model: nn.Module, examples) -> list[dict[str, float]]:
     sign = 1.0 if model.w.item() > 0 else -1.0
-    return [float(ex.features["target"] == sign) for ex in examples]
+    return [{"exact_match": float(ex.features["target"] == sign)} for ex in examples]
 
 
-def train(model: nn.Module, examples, penalty) -> float:
+def train(model: nn.Module, examples, penalty, batch: int = 0) -> float:
     """Three SGD steps of (w - mean target)² plus the penalty."""
     opt = torch.optim.SGD(model.parameters(), lr=0.2)
     target = sum(ex.features["target"] for ex in examples) / len(examples)
@@ -56,7 +56,7 @@ def _run(model: OneWeight, live, *, prox: float, monitor=None, score_fn=score, t
         penalty=make_penalty("prox", model, prox),
         monitor=monitor or DriftMonitor(window=8),
         config=LoopConfig(canary_every=2, **config),
-    )
+    ).record
 
 
 def test_every_example_is_scored_before_anything_trains_on_it() -> None:
@@ -67,9 +67,9 @@ def test_every_example_is_scored_before_anything_trains_on_it() -> None:
         order.extend(("scored", ex.id) for ex in examples)
         return score(m, examples)
 
-    def training(m, examples, penalty):
+    def training(m, examples, penalty, batch):
         order.extend(("trained", ex.id) for ex in examples)
-        return train(m, examples, penalty)
+        return train(m, examples, penalty, batch)
 
     live = [_batch(b, 1.0) for b in range(6)]
     record = _run(model, live, prox=0.1, score_fn=scoring, train_fn=training)
