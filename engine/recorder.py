@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from store.models import Run
+from store.stream import EventRow, PointRow
 
 
 class StepSink(Protocol):
@@ -49,6 +50,13 @@ class Recorder(Protocol):
         order: Sequence[str],
     ) -> None:
         """Per-example scores (example -> metric -> value) in evaluation order."""
+        ...
+
+    def streamed(
+        self, run_id: int, points: Sequence[PointRow], events: Sequence[EventRow]
+    ) -> None:
+        """Stream timeline points and events of an online run (one live batch's, or a
+        resumed stream's so far), durable together."""
         ...
 
     def finished(self, run_id: int, status: str, error: str | None = None) -> None: ...

@@ -309,3 +309,34 @@ class GateDecision(SQLModel, table=True):
     comparator: str
     detail: str
     outcome: str | None = None  # schema 0006: a GateOutcome (NULL in rows written before)
+
+
+class StreamPoint(SQLModel, table=True):
+    """One live batch of an online run (schema 0009): the mean score of the weights serving
+    it, of the shadow and of the deployed adapter, for the stream timeline."""
+
+    __tablename__ = "stream_point"
+    __table_args__ = (UniqueConstraint("run_id", "batch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", ondelete="CASCADE", index=True)
+    batch: int  # live batch index
+    phase: str  # the world's phase at that point of the stream
+    serving: float
+    shadow: float
+    deployed: float
+    serving_source: str  # which weights served: "deployed" or "shadow@<batch promoted>"
+
+
+class StreamEventRow(SQLModel, table=True):
+    """A canary decision, promotion, drift alarm or rollback of an online run (schema 0009)."""
+
+    __tablename__ = "stream_event"
+    __table_args__ = (UniqueConstraint("run_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", ondelete="CASCADE", index=True)
+    seq: int  # order of the event in its run's stream
+    batch: int
+    kind: str  # canary | promotion | drift_alarm | rollback
+    detail: str

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from store import job_log, queries
+from store import job_log, queries, stream
 from store.db import Store
 from store.models import Run
 
@@ -76,6 +76,14 @@ class SqliteRecorder:
         order: Sequence[str],
     ) -> None:
         queries.record_evaluation(self.store, run_id, scores, predictions, order=order)
+
+    def streamed(
+        self,
+        run_id: int,
+        points: Sequence[stream.PointRow],
+        events: Sequence[stream.EventRow],
+    ) -> None:
+        stream.record_stream(self.store, run_id, points, events)
 
     def finished(self, run_id: int, status: str, error: str | None = None) -> None:
         queries.mark_run_finished(self.store, run_id, status, error)

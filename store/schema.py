@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 from store.errors import BemctlError
 from store.readonly import reader_uri
 
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 

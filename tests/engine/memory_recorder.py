@@ -28,6 +28,7 @@ class MemoryRecorder:
         self.scores: dict[int, dict[str, dict[str, float]]] = {}
         self.outputs: dict[int, dict[str, str]] = {}
         self.notes: list[tuple[str, str, int | None]] = []
+        self.stream_of: dict[int, tuple[list, list]] = {}
 
     def open_experiment(self, name: str, spec_json: str, spec_hash: str, path: str) -> int:
         for experiment_id, e in self.experiments.items():
@@ -65,6 +66,11 @@ class MemoryRecorder:
                 by_metric.setdefault(metric, {})[example_id] = value
         self.scores[run_id] = by_metric
         self.outputs[run_id] = {example_id: text for example_id, text, _, _ in predictions}
+
+    def streamed(self, run_id: int, points: Sequence, events: Sequence) -> None:
+        stored = self.stream_of.setdefault(run_id, ([], []))
+        stored[0].extend(points)
+        stored[1].extend(events)
 
     def finished(self, run_id: int, status: str, error: str | None = None) -> None:
         self.runs[run_id].status, self.runs[run_id].error = status, error
