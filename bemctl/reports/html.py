@@ -11,7 +11,15 @@ from html import escape
 from typing import Any
 
 from bemctl.reports import costs
-from bemctl.reports.html_figures import Curves, arm_curves, curves_figure, forest_figure, img, png
+from bemctl.reports.html_figures import (
+    Curves,
+    arm_curves,
+    curves_figure,
+    forest_figure,
+    img,
+    png,
+    stream_figure,
+)
 from bemctl.reports.sections_view import html_lines as section_lines
 from store.states import GateOutcome, Role, Verdict
 
@@ -120,11 +128,32 @@ def _experiment(index: int, r: dict[str, Any], curves: Curves) -> list[str]:
         quantities = " and ".join(sorted({c.label for c in arm_curves(r, curves).values()}))
         out.append(img(png(figure), f"training curves of {r['experiment_id']}: {quantities}"))
     out += _no_curve_notes(r, curves)
+    out += _stream(r)
     out += ["<h3>Cost</h3>", *_budget_table(r)]
     out += section_lines(r.get("sections", []))
     out += ["<h3>Gates</h3>", *_gate_table(r["gates"])]
     out.append("</section>")
     return out
+
+
+def _stream(r: dict[str, Any]) -> list[str]:
+    """An online variant's stream timeline; nothing for a comparison without one (A/B)."""
+    figure = stream_figure(r)
+    if figure is None:
+        return []
+    run_id = r["stream"]["run_id"]
+    return [
+        "<h3>Stream timeline</h3>",
+        f'<p class="muted">Mean exact match per live batch of the variant run '
+        f"{escape(str(run_id))}: the weights that served the batch, the shadow and the "
+        "deployed adapter (dotted). Vertical lines: promotions (green), rollbacks (red, "
+        "dashed), drift alarms (purple, dotted).</p>",
+        img(
+            png(figure),
+            f"stream timeline of {r['experiment_id']}: serving, shadow and deployed exact "
+            "match per live batch, with promotions, rollbacks and drift alarms",
+        ),
+    ]
 
 
 def _stats_table(r: dict[str, Any]) -> list[str]:

@@ -1,5 +1,6 @@
-"""The report's figures: training curves per quantity and the forest plot of paired
-differences, drawn with matplotlib and encoded as PNG for `bemctl.reports.html`.
+"""The report's figures: training curves per quantity, the forest plot of paired
+differences and an online run's stream timeline, drawn with matplotlib and encoded as PNG
+for `bemctl.reports.html`.
 
 Plots use matplotlib's object API with the Agg canvas, never pyplot: no display is needed
 and no figure is left registered globally.
@@ -29,6 +30,17 @@ _STYLE: list[Any] = ["default", {"font.size": 9, "axes.grid": True, "grid.alpha"
 _BASELINE, _VARIANT = "#4c72b0", "#dd8452"
 _ABOVE, _BELOW, _ACROSS = "#2e9e2e", "#c93030", "#555555"  # CI above 0, below 0, contains 0
 _THRESHOLD = "#8e44ad"  # min_improvement
+# stream timeline: the scores per live batch, and the stream events marked on it
+_STREAM_SERIES = (  # (point field, colour, line style)
+    ("serving", "#1f77b4", "-"),
+    ("shadow", "#dd8452", "-"),
+    ("deployed", "#777777", ":"),
+)
+_STREAM_MARKS = {  # kind -> (colour, line style); canary decisions are not marked
+    "promotion": ("#2e9e2e", "-"),
+    "rollback": ("#c93030", "--"),
+    "drift_alarm": ("#8e44ad", ":"),
+}
 
 
 def png(fig: Figure) -> bytes:
@@ -219,3 +231,58 @@ def _forest_panel(ax, metric: str, rows: list[ForestRow]) -> None:
     legend = ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
     for text in legend.get_texts():
         text.set_parse_math(False)
+
+
+def stream_marks(stream: Mapping[str, Any]) -> dict[str, list[int]]:
+    """kind -> the live batches it happened at, for the kinds the timeline marks."""
+    marks = {}
+    for kind in _STREAM_MARKS:
+        batches = sorted({e["batch"] for e in stream["events"] if e["kind"] == kind})
+        if batches:
+            marks[kind] = batches
+    return marks
+
+
+def stream_figure(r: Mapping[str, Any]) -> Figure | None:
+    """The variant run's stream: serving, shadow and deployed exact match per live batch,
+    a vertical line where it promoted, rolled back or raised a drift alarm; None for a
+    record without a stream (every A/B comparison, and records before schema 7).
+
+    Why one panel: the point of the plot is reading a drop of the serving line against the
+    deployed reference and the event that answered it, so all three share one axis.
+    """
+    stream = r.get("stream")
+    if not stream or not stream["points"]:
+        return None
+    points = stream["points"]
+    batches = [p["batch"] for p in points]
+    marker = "o" if len(points) <= 30 else None
+    with matplotlib.style.context(_STYLE):
+        fig = Figure(figsize=(7, 3.2))
+        ax = fig.subplots()
+        for name, colour, style in _STREAM_SERIES:
+            ax.plot(
+                batches,
+                [p[name] for p in points],
+                color=colour,
+                linestyle=style,
+                marker=marker if style == "-" else None,  # deployed: the dotted reference
+                ms=3,
+                label=name,
+            )
+        for kind, at in stream_marks(stream).items():
+            colour, style = _STREAM_MARKS[kind]
+            for i, batch in enumerate(at):
+                label = kind.replace("_", " ") if i == 0 else None  # one legend entry a kind
+                ax.axvline(batch, color=colour, linestyle=style, linewidth=1.2, label=label)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("live batch")
+        ax.set_ylabel("exact match (batch mean)")
+        ax.set_title(
+            f"{r['experiment_id']}: stream timeline (run {stream['run_id']})", parse_math=False
+        )
+        legend = ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
+        for text in legend.get_texts():
+            text.set_parse_math(False)
+        fig.tight_layout()
+        return fig

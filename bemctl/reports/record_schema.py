@@ -69,6 +69,32 @@ class StatisticalValidation(TypedDict):
     seeds: dict[str, Any]
 
 
+class StreamPointRecord(TypedDict):
+    """One live batch of an online run (`store.stream.PointRow`): mean exact match 0..1."""
+
+    batch: int
+    phase: str
+    serving: float
+    shadow: float
+    deployed: float
+    serving_source: str  # "deployed" or "shadow@<batch promoted>"
+
+
+class StreamEventRecord(TypedDict):
+    seq: int
+    batch: int
+    kind: str  # canary | promotion | drift_alarm | rollback
+    detail: str
+
+
+class StreamRecord(TypedDict):
+    """The variant run's stream timeline, in stream order."""
+
+    run_id: int
+    points: list[StreamPointRecord]
+    events: list[StreamEventRecord]
+
+
 class ComparisonRecord(TypedDict):
     schema_version: int
     experiment_id: str
@@ -87,4 +113,5 @@ class ComparisonRecord(TypedDict):
     statistical_validation: StatisticalValidation
     gates: list[GateRecord]
     sections: list[SectionRecord]
+    stream: StreamRecord | None  # an online variant run's timeline; None for every other
     acceptance_decision: AcceptanceDecision

@@ -4,7 +4,9 @@ One record per comparison, built here from the stored rows and read by every vie
 report is the record itself; Markdown, HTML, CSV, the terminal verdict (`bemctl.verdicts`) and
 the console's Results screen render it. Its shape is typed in `bemctl.reports.record_schema`.
 What a protocol measures on its own arrives as `sections` (`engine.sections`), which every
-view renders without knowing what they hold.
+view renders without knowing what they hold. An online variant run's stream timeline is read
+beside the comparison's rows (like the reports' training curves, by run id) and kept as
+`stream`, which the HTML report plots.
 
 Field names follow the user guide's results example (`experiment_id`, `baseline_metrics`,
 `variant_metrics`, `statistical_validation`, `acceptance_decision.overall_verdict`) so
@@ -14,17 +16,27 @@ researchers find what they expect; the README documents each field.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any, cast
 
-from bemctl.reports.record_schema import ComparisonRecord, GateRecord, SectionRecord
+from bemctl.reports.record_schema import (
+    ComparisonRecord,
+    GateRecord,
+    SectionRecord,
+    StreamEventRecord,
+    StreamPointRecord,
+    StreamRecord,
+)
 from engine.protocols.ab_sections import ab_sections
 from engine.variants.registry import REGISTRY
 from store import queries
 from store.db import Store
 from store.states import GateOutcome, Role
+from store.stream import stream_events, stream_points
 
-SCHEMA_VERSION = 6  # 4: router measurements, adapter provenance; 5: cost intervals, gate
-# outcomes, identical metrics, routing dynamics and gate movement; 6: protocol, sections
+SCHEMA_VERSION = 7  # 4: router measurements, adapter provenance; 5: cost intervals, gate
+# outcomes, identical metrics, routing dynamics and gate movement; 6: protocol, sections;
+# 7: stream
 
 
 def _stats(run) -> dict[str, Any] | None:
@@ -92,7 +104,27 @@ def _router(run) -> dict[str, Any] | None:
     return stats if stats and stats.get("router") else None
 
 
-def comparison_record(bundle: queries.ComparisonBundle) -> ComparisonRecord:
+def stream_record(store: Store, run_id: int) -> StreamRecord | None:
+    """The run's stream timeline; None for a run that streamed nothing (every A/B run).
+
+    Events are read before points: a live batch's point and events are written together,
+    so every event read has its point even while the stream is still being written."""
+    events = stream_events(store, run_id)
+    points = stream_points(store, run_id)
+    if not points:
+        return None
+    return {
+        "run_id": run_id,
+        "points": [cast(StreamPointRecord, asdict(p)) for p in points],
+        "events": [cast(StreamEventRecord, asdict(e)) for e in events],
+    }
+
+
+def comparison_record(
+    bundle: queries.ComparisonBundle, stream: StreamRecord | None
+) -> ComparisonRecord:
+    """`stream` is the variant run's (`stream_record`): passed, not defaulted, so a caller
+    cannot drop an online comparison's timeline by forgetting it."""
     experiment, comp, stat_rows, gate_rows, base_run, var_run = bundle
     spec = json.loads(experiment.spec_json)
     gates: list[GateRecord] = [
@@ -203,6 +235,7 @@ def comparison_record(bundle: queries.ComparisonBundle) -> ComparisonRecord:
         },
         "gates": gates,
         "sections": _sections(comp, base_run, var_run),
+        "stream": stream,
         "acceptance_decision": {
             "budget_parity": all_passed("budget_parity"),
             "statistical_significance": all_passed("statistical_significance"),
@@ -221,4 +254,9 @@ def build_records(
 ) -> list[ComparisonRecord]:
     """Each experiment's newest comparison (optionally only those of one batch)."""
     bundles = queries.latest_comparisons(store, names or None, invocation_id=invocation_id)
-    return [comparison_record(b) for b in bundles]
+    records = []
+    for bundle in bundles:
+        variant = bundle[5]
+        assert variant.id is not None  # a stored run
+        records.append(comparison_record(bundle, stream_record(store, variant.id)))
+    return records

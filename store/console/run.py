@@ -1,8 +1,9 @@
-"""The console's run detail: one run, its loss curve and its job's event log.
+"""The console's run detail: one run, its loss curve, its job's event log and, for an
+online run, its stream timeline.
 
 A run's curve is read on its own, by the indexed `run_id`, and only the points after the
 ones the caller already holds: a live view re-reads it every tick, and the curve only
-ever grows.
+ever grows. The stream is read whole: one row per live batch, a few hundred at most.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime
 
 from sqlmodel import col, select
 
+from store import stream
 from store.console.phase import PhaseProgress, elapsed_between, phase_progress
 from store.db import Store
 from store.models import Event, Experiment, Job, Run, StepMetric
@@ -63,11 +65,14 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class RunDetail:
-    """A run, the curve points after `after_step`, and its job's whole event log."""
+    """A run, the curve points after `after_step`, its job's whole event log, and its whole
+    stream timeline (empty for every run but an online variant's)."""
 
     run: RunInfo
     steps: tuple[StepPoint, ...]
     events: tuple[EventRow, ...]
+    stream_points: tuple[stream.PointRow, ...] = ()
+    stream_events: tuple[stream.EventRow, ...] = ()
 
 
 def run_detail(store: Store, run_id: int, after_step: int = -1) -> RunDetail | None:
@@ -133,8 +138,14 @@ def run_detail(store: Store, run_id: int, after_step: int = -1) -> RunDetail | N
                 else None
             ),
         )
+    # events before points: a batch's point and events are written together, so every
+    # event read has its point even if a batch lands between the two reads
+    stream_events = stream.stream_events(store, run_id)
+    stream_points = stream.stream_points(store, run_id)
     return RunDetail(
         info,
         tuple(StepPoint(*s) for s in steps),
         tuple(EventRow(*e) for e in events),
+        tuple(stream_points),
+        tuple(stream_events),
     )

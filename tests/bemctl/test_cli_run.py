@@ -158,7 +158,7 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
     assert set(twins) <= {"f1"} and set(twins.values()) <= {"exact_match"}
     assert rec["baseline_metrics"]["trainable_parameters"] > 0
     # how dynamic V1's routing was, over every token the evaluation fed it (schema 5)
-    assert rec["schema_version"] == 6
+    assert rec["schema_version"] == 7
     dynamics = rec["variant_metrics"]["dynamics"]
     assert dynamics["unit"] == "mask" and dynamics["sequences"] == 24
     assert (

@@ -30,6 +30,8 @@ TABLES = {
     "comparison",
     "stat_result",
     "gate_decision",
+    "stream_point",
+    "stream_event",
 }
 
 

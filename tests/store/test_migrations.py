@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from store import queries
+from store import queries, stream
 from store.db import Store
 from store.errors import BemctlError
 from store.models import Job, Run
@@ -70,7 +70,7 @@ def test_revisions_form_one_linear_chain_ending_at_head() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     revisions = list(script.walk_revisions())
     assert script.get_heads() == [SCHEMA_HEAD]
-    assert [r.revision for r in reversed(revisions)] == [f"{i:04d}" for i in range(1, 9)]
+    assert [r.revision for r in reversed(revisions)] == [f"{i:04d}" for i in range(1, 10)]
 
 
 # -- 0007: CHECK constraints on the state columns -----------------------------------------
@@ -168,6 +168,20 @@ def _kept(before: dict[str, list[dict]], after: dict[str, list[dict]]) -> bool:
     return True
 
 
+def _indexes(path: Path) -> dict[str, str]:
+    """index name -> its table."""
+    db = sqlite3.connect(path)
+    try:
+        return dict(
+            db.execute(
+                "SELECT name, tbl_name FROM sqlite_master"
+                " WHERE type = 'index' AND name NOT LIKE 'sqlite_%'"
+            )
+        )
+    finally:
+        db.close()
+
+
 def _schema(path: Path) -> dict[tuple[str, str], str]:
     db = sqlite3.connect(path)
     try:
@@ -185,12 +199,15 @@ def test_0006_store_gets_state_checks_with_every_row_intact(tmp_path: Path) -> N
     path = tmp_path / "old.db"
     _make_store_at(path, "0006", _ROWS_0006)
     before = _dump(path)
-    indexes_before = {k for k in _schema(path) if k[0] == "index"}
+    indexes_before = _indexes(path)
+    tables_before = {name for kind, name in _schema(path) if kind == "table"}
     with Store(path):
         pass
     assert _kept(before, _dump(path))  # nothing cascaded away when run/job/comparison were rebuilt
     schema = _schema(path)
-    assert {k for k in schema if k[0] == "index"} == indexes_before
+    # the rebuilt tables keep every index; tables of later revisions bring their own
+    indexes_after = _indexes(path)
+    assert {i: t for i, t in indexes_after.items() if t in tables_before} == indexes_before
     assert (
         "CONSTRAINT fk_run_job_id_job FOREIGN KEY(job_id) REFERENCES job (id)"
         in schema[("table", "run")]
@@ -319,3 +336,25 @@ def test_fresh_store_checks_match_a_metadata_created_one(tmp_path: Path) -> None
     migrated = checks(tmp_path / "migrated.db")
     assert migrated == checks(tmp_path / "metadata.db")
     assert len(migrated) == 6
+
+
+# -- 0009: the stream tables ----------------------------------------------------------------
+
+
+def test_0008_store_gains_empty_stream_tables_and_loses_them_on_downgrade(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    _make_store_at(path, "0008", _ROWS_0006)
+    before = _dump(path)
+    with Store(path) as store:
+        assert queries.get_run(store, 2) is not None
+        assert stream.stream_points(store, 2) == [] and stream.stream_events(store, 2) == []
+        stream.record_stream(store, 2, [stream.PointRow(0, "a", 0.5, 0.4, 0.5, "deployed")], [])
+    assert _kept(before, _dump(path))
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0008")
+    engine.dispose()
+    assert _kept(before, _dump(path))
+    assert not {name for _, name in _schema(path)} & {"stream_point", "stream_event"}

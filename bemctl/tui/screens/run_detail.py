@@ -1,7 +1,9 @@
-"""Run detail: one run's live loss curve, its latest steps, its job's events, its error.
+"""Run detail: one run's live loss curve, its latest steps, its job's events, its error;
+for an online run also its stream timeline and the stream's events.
 
 The curve is fetched incrementally (only steps after the last one held), so following
-a long run costs the same on every tick.
+a long run costs the same on every tick. The stream is fetched whole (a few hundred live
+batches at most) and redrawn only when it changed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from bemctl.tui.format import duration, phase_text, status_text
 from bemctl.tui.keys import binding
 from bemctl.tui.screens.base import LiveScreen, StatusLine
 from bemctl.tui.widgets.loss_plot import LossPlot
+from bemctl.tui.widgets.stream_plot import MARK_COLOURS, StreamPlot
 from store.console import RunDetail, StepPoint, run_detail
 from store.db import Store
 from store.states import JobStatus, RunStatus
@@ -34,6 +37,7 @@ class RunDetailScreen(LiveScreen):
         self.detail: RunDetail | None = None
         self.curve: list[StepPoint] = []
         self._events_shown = -1
+        self._stream_shown: tuple[tuple, tuple] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -42,6 +46,9 @@ class RunDetailScreen(LiveScreen):
             yield LossPlot(id="loss-plot")
             with Vertical(id="run-steps-box"):
                 yield DataTable(id="run-steps", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="run-stream"):
+            yield StreamPlot(id="stream-plot")
+            yield DataTable(id="run-stream-events", cursor_type="row", zebra_stripes=True)
         yield Static(id="run-error", markup=False)
         yield DataTable(id="run-events", cursor_type="row", zebra_stripes=True)
         yield StatusLine()
@@ -51,7 +58,9 @@ class RunDetailScreen(LiveScreen):
         self.sub_title = f"Run {self.run_id}"
         self.query_one("#run-steps", DataTable).add_columns("step", "loss", "lr", "elapsed")
         self.query_one("#run-events", DataTable).add_columns("time", "kind", "run", "message")
+        self.query_one("#run-stream-events", DataTable).add_columns("batch", "kind", "detail")
         self.query_one("#run-error").display = False
+        self.query_one("#run-stream").display = False  # until the run shows a live batch
 
     # -- data -----------------------------------------------------------------------
 
@@ -78,6 +87,7 @@ class RunDetailScreen(LiveScreen):
             )
             self._show_steps()
         info.update(_info_text(data))
+        self._show_stream(data)
         self._show_error(data)
         if len(data.events) != self._events_shown:
             self._show_events(data)
@@ -92,6 +102,27 @@ class RunDetailScreen(LiveScreen):
                 Text(f"{p.lr:.2e}", justify="right"),
                 Text(f"{p.elapsed_s:.1f}s", justify="right"),
             )
+
+    def _show_stream(self, data: RunDetail) -> None:
+        """Only an online run has a stream: every other run keeps the box hidden."""
+        shown = (data.stream_points, data.stream_events)
+        if shown == self._stream_shown:
+            return
+        self._stream_shown = shown
+        self.query_one("#run-stream").display = bool(data.stream_points)
+        if not data.stream_points:
+            return
+        self.query_one(StreamPlot).set_stream(data.stream_points, data.stream_events)
+        table = self.query_one("#run-stream-events", DataTable)
+        table.clear()
+        for e in data.stream_events:
+            table.add_row(
+                Text(str(e.batch), justify="right"),
+                Text(e.kind, style=MARK_COLOURS.get(e.kind, "")),  # as on the plot
+                Text(e.detail),
+            )
+        if data.stream_events:
+            table.move_cursor(row=len(data.stream_events) - 1, animate=False)
 
     def _show_error(self, data: RunDetail) -> None:
         run = data.run
