@@ -185,9 +185,9 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
 
 
 def test_unimplemented_variant_exits_2(project: Path, cli) -> None:
-    result = cli("run", "ol_shadow", "--quick")
+    result = cli("run", "vc_curve", "--quick")
     assert result.code == 2
-    assert "not implemented yet: online_shadow" in result.err
+    assert "not implemented yet: safety_curve" in result.err
     assert "Traceback" not in result.err
 
 

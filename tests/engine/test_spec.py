@@ -240,8 +240,8 @@ def test_model_class_lazy_import() -> None:
 
 
 def test_pending_variant_is_not_implemented() -> None:
-    with pytest.raises(BemctlError, match="^not implemented yet: online_shadow$"):
-        registry.model_class("online_shadow")
+    with pytest.raises(BemctlError, match="^not implemented yet: safety_curve$"):
+        registry.model_class("safety_curve")
 
 
 def test_unknown_variant_in_registry() -> None:

@@ -143,6 +143,7 @@ def run_live(
     restored `state`; on return `model` holds the final serving weights."""
     state = state or LoopState.start(model)
     record, weights, metric = state.record, state.weights, config.metric
+    penalty.anchor = weights["deployed"]  # restored or fresh: the pull is to the deployed
     monitor.reset([])
     for fed in state.monitor_feed:  # the monitor as it was: same scores, same order
         monitor.update(fed)

@@ -290,7 +290,6 @@ def _run_stream(
         save_checkpoint(path, key, state, fisher, runs)
         resumed_at = None
     penalty = make_penalty(config.ol_regularizer, model, config.ewc_lambda, fisher)
-    penalty.anchor = state.weights["deployed"]  # the deployed weights, restored or trained
     loop_config = LoopConfig(
         canary_every=config.canary_every,
         canary_fraction=config.canary_fraction,
@@ -307,9 +306,11 @@ def _run_stream(
         phase.advance(state.next_batch, "resumed")
 
     def after_batch(b: int, st: LoopState, point: TimelinePoint, events: list) -> None:
+        # checkpoint first: a kill between the two leaves the batch in the checkpoint, and
+        # the retry writes every point the checkpoint holds into its own run
+        save_checkpoint(path, key, st, fisher, runs)
         first_seq = len(st.record.events) - len(events)
         recorder.streamed(runs["variant"], _points([point]), _events(events, first_seq))
-        save_checkpoint(path, key, st, fisher, runs)
         for e in events:
             if e.kind != "canary":
                 runner.note(

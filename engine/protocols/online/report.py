@@ -182,7 +182,7 @@ def online_sections(
                 str(kinds.count("rollback")),
                 _pct(learnt / len(rec.timeline)) if rec.timeline else "-",
                 f"{r.relative_shift:.3g}",
-                rec.timeline[-1].serving_source if rec.timeline else "-",
+                r.state.serving_source,
             )
         )
         shown = [e for e in rec.events if e.kind != "canary"]

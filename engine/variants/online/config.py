@@ -24,8 +24,8 @@ class OnlineShadowConfig(VariantConfig):
 
     variant: Literal["online_shadow"] = "online_shadow"
     # the stream
-    live_batches: int = Field(48, ge=4, le=2000, description="live batches (full runs)")
-    quick_live_batches: int = Field(16, ge=4, le=2000, description="live batches under --quick")
+    live_batches: int = Field(96, ge=4, le=2000, description="live batches (full runs)")
+    quick_live_batches: int = Field(24, ge=4, le=2000, description="live batches under --quick")
     stream_batch_size: int = Field(16, ge=4, le=512, description="examples per live batch")
     stream_file: str | None = Field(
         None,
@@ -46,7 +46,7 @@ class OnlineShadowConfig(VariantConfig):
         128, ge=1, le=100_000, description="history examples the diagonal Fisher is estimated on"
     )
     shadow_steps: int = Field(2, ge=1, le=100, description="AdamW steps per live batch")
-    shadow_learning_rate: float = Field(1e-3, gt=0, description="the shadow's learning rate")
+    shadow_learning_rate: float = Field(2e-3, gt=0, description="the shadow's learning rate")
     # the canary gate
     canary_every: int = Field(4, ge=1, description="live batches between canary decisions")
     canary_fraction: float = Field(
