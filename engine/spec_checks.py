@@ -8,6 +8,8 @@
   within the size limit, is readable, and its first lines parse (`preview_qa_jsonl`); the
   eval file holds at least 2 examples; a `train_size`/`eval_size` the spec sets is at most
   the number of examples in its file.
+- `bem_config.stream_file` (OL): the same checks of its first lines; whether it is long
+  enough for the plan's history, forgetting set and live batches is known once the plan is.
 
 Every line names the spec file and the field, then what is wrong (with the data file, line
 and field where it is in a data file).
@@ -42,6 +44,12 @@ def environment_problems(loaded: LoadedSpec) -> list[str]:
         problems.extend(f"{path}: {line}" for line in spec.bem_config.model_problems(facts.heads))
     if spec.data.task == "jsonl_qa":
         problems.extend(_data_file_problems(loaded))
+    stream_file = getattr(spec.bem_config, "stream_file", None)
+    if stream_file is not None:  # OL's JSONL stream; its length is checked against the plan
+        try:
+            preview_qa_jsonl(loaded.resolve(stream_file))
+        except BemctlError as exc:
+            problems.append(f"{path}: bem_config.stream_file: {exc}")
     return problems
 
 

@@ -152,6 +152,11 @@ def online_gates(
     return gates
 
 
+def _sources(streams: Sequence[StreamResult]) -> str:
+    source = streams[0].source if streams else "synthetic"
+    return "synthetic" if source == "synthetic" else f"JSONL file {source}"
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -232,7 +237,7 @@ def online_sections(
     return [
         Section(
             key="ol_stream",
-            title="Online stream",
+            title=f"Online stream ({_sources(streams)})",
             columns=(
                 "seed",
                 "live batches",

@@ -14,15 +14,26 @@ from pathlib import Path
 
 import pytest
 
+from engine.protocols.registry import PROTOCOLS
 from engine.variants.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[3]
 SHARED = sorted((ROOT / "engine" / "variants").glob("*.py"))
 
 
+def _package(target: str) -> Path:
+    return ROOT / Path(*target.split(":")[0].split(".")[:-1])
+
+
 def _sources(name: str, builder: str) -> str:
-    package = ROOT / Path(*builder.split(":")[0].split(".")[:-1])
-    files = [*package.glob("*.py"), *SHARED]
+    """The variant's package, the shared variant code and, for a variant run by a protocol
+    of its own (OL's knobs are the stream's, read by engine/protocols/online/), that
+    protocol's package."""
+    files = [*_package(builder).glob("*.py"), *SHARED]
+    protocol = REGISTRY[name].protocol
+    if protocol != "ab":
+        files += _package(PROTOCOLS[protocol].target).glob("*.py")
+        files += _package(REGISTRY[name].config_cls.__module__ + ":").glob("*.py")
     return "\n".join(f.read_text() for f in files)
 
 

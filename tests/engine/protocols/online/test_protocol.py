@@ -98,3 +98,43 @@ def test_bad_online_fields_are_refused_by_validate(project: Path, cli, bad) -> N
     assert result.code == 2, result.out + result.err
     field = next(iter(bad))
     assert f"bem_config.{field}" in result.err or field in result.err
+
+
+def test_a_missing_stream_file_is_refused_by_validate(project: Path, cli) -> None:
+    name = write_tiny_ol(project, "ol_nofile", stream_file="nowhere.jsonl")
+    result = cli("validate", f"experiments/{name}.yml")
+    assert result.code == 2
+    assert "bem_config.stream_file:" in result.err and "nowhere.jsonl: file not found" in result.err
+
+
+def test_a_jsonl_stream_runs_in_file_order(project: Path, cli) -> None:
+    from engine.protocols.online.stream import stream_batch
+
+    sizes = {"history_batches": 8, "live_batches": 8, "batch_size": 8}
+    examples = [ex for i in range(16) for ex in stream_batch(3, i, **sizes).examples]
+    lines = [
+        {"id": f"u{i}", "context": ex.features["context"], "question": ex.features["question"],
+         "answers": list(ex.references)}
+        for i, ex in enumerate(examples)
+    ]  # fmt: skip
+    (project / "experiments" / "stream.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in lines) + "\n"
+    )
+    name = write_tiny_ol(project, "ol_file", stream_file="stream.jsonl", poison_batches=[])
+    result = cli("run", name, "--quick")
+    assert result.code == 0, result.err
+    [record] = json.loads(cli("report", name, "--format", "json").out)
+    assert record["sections"][0]["title"].startswith("Online stream (JSONL file ")
+    # 128 lines: 48 history, 24 forgetting, then 7 whole live batches of 8 (capped at 6)
+    assert len(record["stream"]["points"]) == LIVE
+    db = project / ".bemctl" / "bemctl.db"
+    with Store(db, readonly=True) as store, store.read_session() as session:
+        variant = session.exec(select(Run).where(Run.role == "variant")).one()
+        ids = [s.example_id for s in session.exec(
+            select(ExampleScore).where(ExampleScore.run_id == variant.id,
+                                       ExampleScore.metric == "exact_match")
+            .order_by(ExampleScore.position)
+        ).all()]  # fmt: skip
+    live = [f"stream-u{i}" for i in range(72, 72 + LIVE * SIZE)]
+    forgetting = [f"stream-u{i}" for i in range(48, 72)]
+    assert ids == live + forgetting
