@@ -50,14 +50,16 @@ class OnlineShadowConfig(VariantConfig):
     # the canary gate
     canary_every: int = Field(4, ge=1, description="live batches between canary decisions")
     canary_fraction: float = Field(
-        0.25, gt=0, lt=1, description="share of each live batch held out as canary traffic"
+        0.5, gt=0, lt=1, description="share of each live batch held out as canary traffic"
     )
-    canary_window: int = Field(64, ge=2, description="most recent canary examples compared")
+    # 64 canary examples and a 0.02 margin could not show non-inferiority in any of 120
+    # decisions of two measured runs (README, OL): the canary must be able to pass
+    canary_window: int = Field(128, ge=2, description="most recent canary examples compared")
     canary_forgetting_examples: int = Field(
-        64, ge=2, description="forgetting-set examples each canary decision also compares on"
+        128, ge=2, description="forgetting-set examples each canary decision also compares on"
     )
     non_inferiority_margin: float = Field(
-        0.02, ge=0, lt=1, description="shadow may be at most this much worse (score units)"
+        0.05, ge=0, lt=1, description="shadow may be at most this much worse (score units)"
     )
     canary_alpha: float = Field(0.05, gt=0, lt=1, description="level of the canary's tests")
     # the drift monitor and rollback
