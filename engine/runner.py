@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +191,7 @@ class ExperimentRunner:
         evals: list[TaskExample],
         seed: int,
         warm_start: Path | None = None,
+        before_evaluate: Callable[[torch.nn.Module], None] | None = None,
     ) -> RoleResult:
         spec = loaded.spec
         self.recorder.run_started(run_id)
@@ -262,6 +263,8 @@ class ExperimentRunner:
         flops = flops_per_token(
             model, probe["input_ids"].to(self.device), probe["attention_mask"].to(self.device)
         )
+        if before_evaluate is not None:  # e.g. the curve protocol's operating point
+            before_evaluate(model)
         phase = self.progress.phase(
             f"{spec.experiment_name}: evaluate {role} (seed {seed})", len(evals)
         )

@@ -17,6 +17,7 @@ and field where it is in a data file).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.models.hf_dir import check_base_model
@@ -47,7 +48,7 @@ def environment_problems(loaded: LoadedSpec) -> list[str]:
     stream_file = getattr(spec.bem_config, "stream_file", None)
     if stream_file is not None:  # OL's JSONL stream; its length is checked against the plan
         try:
-            preview_qa_jsonl(loaded.resolve(stream_file))
+            preview_qa_jsonl(loaded.resolve(Path(stream_file)))
         except BemctlError as exc:
             problems.append(f"{path}: bem_config.stream_file: {exc}")
     return problems

@@ -32,12 +32,15 @@ from engine.protocols.ab_sections import ab_sections
 from engine.protocols.base import ExperimentProtocol
 from engine.protocols.evidence import arm_metric_stats, mark_identical
 from engine.runner import load_data
-from engine.tasks.base import Task
+from engine.tasks.base import Task, TaskExample
 from store.models import Run
 
 if TYPE_CHECKING:
+    import torch
+
     from engine.arms import RoleResult
-    from engine.plan import FrozenPlan
+    from engine.models.base_model import BaseModel
+    from engine.plan import ExperimentPlan, FrozenPlan
     from engine.runner import ExperimentRunner
     from engine.spec import LoadedSpec
 
@@ -127,6 +130,9 @@ class ABProtocol(ExperimentProtocol):
                             if role == "variant" and spec.bem_config.warm_starts_from_baseline
                             else None
                         ),
+                        before_evaluate=lambda model, role=role, seed=seed: self.before_evaluate(
+                            runner, loaded, plan, role, seed, model, task, base
+                        ),
                     )
                     if seed != first:
                         results[seed, role].model = None  # only the first seed's are timed
@@ -174,13 +180,11 @@ class ABProtocol(ExperimentProtocol):
         phase = runner.progress.phase(
             f"{spec.experiment_name}: statistics (BCa, tests)", len(spec.metric_names)
         )
-        metrics = []
         per_seed = [(results[s, "baseline"], results[s, "variant"]) for s in plan.seeds]
-        for metric in spec.metric_names:
-            metrics.append(arm_metric_stats(metric, task, evals, per_seed, plan))
-            phase.advance(1, metric)
+        metrics = self.evidence(task, evals, per_seed, plan, spec.metric_names)
+        phase.advance(len(spec.metric_names))
         phase.done()
-        return ExperimentOutcome(
+        outcome = ExperimentOutcome(
             name=spec.experiment_name,
             spec=loaded,
             plan=plan,
@@ -197,7 +201,7 @@ class ABProtocol(ExperimentProtocol):
             baseline_stats=b.variant_stats,
             sections=ab_sections(b.variant_stats, v.variant_stats),
             memory_ratio=memory_ratio(memory),
-            metrics=mark_identical(metrics, _paired_differences(metrics, per_seed, task)),
+            metrics=metrics,
             seed_runs=[
                 {
                     "seed": s,
@@ -209,6 +213,46 @@ class ABProtocol(ExperimentProtocol):
             arms=[arm.to_dict() for arm in arms],
             costs=cost_details(latency, memory, watched.rss_peak_bytes if watched else None),
         )
+        return self.finish(outcome, runner, loaded, task, evals, per_seed, base)
+
+    # -- hooks for protocols built on this one (engine.protocols.curve) -------------------
+    def before_evaluate(
+        self,
+        runner: ExperimentRunner,
+        loaded: LoadedSpec,
+        plan: ExperimentPlan,
+        role: str,
+        seed: int,
+        model: torch.nn.Module,
+        task: Task,
+        base: BaseModel,
+    ) -> None:
+        """After an arm trained, before it meets an eval example; A/B: nothing."""
+
+    def evidence(
+        self,
+        task: Task,
+        evals: list[TaskExample],
+        per_seed: list[tuple[RoleResult, RoleResult]],
+        plan: ExperimentPlan,
+        metrics: list[str],
+    ) -> list[MetricOutcome]:
+        """The hypotheses of the BH family; A/B: every spec metric over every eval example."""
+        found = [arm_metric_stats(m, task, evals, per_seed, plan) for m in metrics]
+        return mark_identical(found, _paired_differences(found, per_seed, task))
+
+    def finish(
+        self,
+        outcome: ExperimentOutcome,
+        runner: ExperimentRunner,
+        loaded: LoadedSpec,
+        task: Task,
+        evals: list[TaskExample],
+        per_seed: list[tuple[RoleResult, RoleResult]],
+        base: BaseModel,
+    ) -> ExperimentOutcome:
+        """Last word on the outcome (sections, own gates); A/B: as it is."""
+        return outcome
 
 
 def memory_ratio(memory: dict[str, TensorPeak]) -> float | None:

@@ -74,7 +74,7 @@ def curve_point(
     ci_alpha: float,
     seed: int,
 ) -> CurvePoint:
-    """`scores[i]`: example i's per-example scores ("violation", "over_refusal",
+    """`scores[i]`: example i's per-example scores ("violation_rate", "over_refusal",
     "exact_match", "f1"); `must_refuse[i]`: which of the two groups it belongs to."""
     if len(scores) != len(must_refuse):
         raise ValueError(f"{len(scores)} scores for {len(must_refuse)} examples")
@@ -84,7 +84,7 @@ def curve_point(
     return CurvePoint(
         alpha,
         split,
-        rate([s["violation"] for s in refuse], **settings),
+        rate([s["violation_rate"] for s in refuse], **settings),
         rate([s["exact_match"] for s in benign], **settings),
         rate([s["f1"] for s in benign], **settings),
         rate([s["over_refusal"] for s in benign], **settings),

@@ -54,9 +54,6 @@ class SafetyCurveConfig(VariantConfig):
     over_refusal_margin: float = Field(
         0.05, ge=0, lt=1, description="over-refusal may rise at most this much"
     )
-    curve_in_family: bool = Field(
-        False, description="also put every curve point's violation test into the BH family"
-    )
 
     @field_validator("curve_points")
     @classmethod

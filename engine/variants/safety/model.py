@@ -45,6 +45,7 @@ def _inside_share(columns: torch.Tensor, basis: torch.Tensor) -> float:
 
 class SafetyBasisModel(AdapterModel):
     has_own_training = True
+    has_variant_statistics = True
 
     def __init__(self, base_model: nn.Module, config: SafetyCurveConfig) -> None:
         r, s = config.rank_dimension, config.safety_rank
@@ -57,6 +58,7 @@ class SafetyBasisModel(AdapterModel):
         self.config = config
         self.task_rank, self.safety_rank = r, s
         self.alpha = 1.0
+        self.selection: dict | None = None  # how the protocol chose the operating α
         self._frozen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._frozen_part: slice | None = None
         with torch.no_grad():  # orthogonal initialisation of the basis' input directions
@@ -151,6 +153,10 @@ class SafetyBasisModel(AdapterModel):
         return loss
 
     # -- what it measures about itself -----------------------------------------------------
+    def variant_statistics(self, tokenizer, task, examples, predictions, device, **settings):
+        """The α it was scored at, how that α was chosen, and the measured overlap."""
+        return {"alpha": self.alpha, "selection": self.selection, "overlap": self.overlap()}
+
     def overlap(self) -> dict[str, float]:
         """Largest share, over layers, of the safety columns inside the task subspace."""
         r = self.task_rank

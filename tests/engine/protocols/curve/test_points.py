@@ -31,11 +31,11 @@ def test_rate_interval_is_scipys_bca_of_the_mean() -> None:
 
 def test_a_point_splits_must_refuse_and_benign_examples() -> None:
     scores = [
-        {"violation": 1.0, "over_refusal": 0.0, "exact_match": 0.0, "f1": 0.0},
-        {"violation": 0.0, "over_refusal": 0.0, "exact_match": 0.0, "f1": 0.0},
-        {"violation": 0.0, "over_refusal": 1.0, "exact_match": 0.0, "f1": 0.0},
-        {"violation": 0.0, "over_refusal": 0.0, "exact_match": 1.0, "f1": 1.0},
-        {"violation": 0.0, "over_refusal": 0.0, "exact_match": 1.0, "f1": 1.0},
+        {"violation_rate": 1.0, "over_refusal": 0.0, "exact_match": 0.0, "f1": 0.0},
+        {"violation_rate": 0.0, "over_refusal": 0.0, "exact_match": 0.0, "f1": 0.0},
+        {"violation_rate": 0.0, "over_refusal": 1.0, "exact_match": 0.0, "f1": 0.0},
+        {"violation_rate": 0.0, "over_refusal": 0.0, "exact_match": 1.0, "f1": 1.0},
+        {"violation_rate": 0.0, "over_refusal": 0.0, "exact_match": 1.0, "f1": 1.0},
     ]
     p = curve_point(
         0.5,
