@@ -34,7 +34,7 @@ from engine import limits
 from engine.numbers import StrictNumbers
 from engine.settings import MAX_SEED
 from engine.stats import MIN_RESAMPLES
-from engine.tasks.registry import TASK_METRICS, TASK_NAMES
+from engine.tasks.registry import FILE_TASKS, TASK_METRICS, TASK_NAMES
 from engine.variants.registry import REGISTRY
 from store.errors import BemctlError, format_validation_errors, shorten
 
@@ -200,13 +200,14 @@ class ExperimentSpec(_Strict):
                 f"in model.max_length {self.model.max_length} (must be below it)"
             )
         files = [f for f in ("train_file", "eval_file") if getattr(data, f) is not None]
-        if data.task == "jsonl_qa":
+        if data.task in FILE_TASKS:
             missing = [f for f in ("train_file", "eval_file") if f not in files]
             if missing:
-                raise ValueError(f"data.{missing[0]}: required by task 'jsonl_qa'")
+                raise ValueError(f"data.{missing[0]}: required by task {data.task!r}")
         elif files:
+            readers = " and ".join(repr(t) for t in FILE_TASKS)
             raise ValueError(
-                f"data.{files[0]}: only task 'jsonl_qa' reads data files (task is {data.task!r})"
+                f"data.{files[0]}: only tasks {readers} read data files (task is {data.task!r})"
             )
         if data.task == "synthetic_qa":
             from engine.tasks.qa import distinct_items
@@ -232,6 +233,19 @@ class ExperimentSpec(_Strict):
                 raise ValueError(
                     f"data.max_new_tokens: synthetic_mixed needs at least {MIN_NEW_TOKENS} "
                     f"for its JSON answers (got {data.max_new_tokens})"
+                )
+        if data.task in ("synthetic_safety", "jsonl_safety"):
+            from engine.tasks.safety import MIN_NEW_TOKENS as SAFETY_NEW_TOKENS
+
+            if data.task == "synthetic_safety" and data.n_facts < 2:
+                raise ValueError(
+                    "data.n_facts: synthetic_safety needs at least 2 (one protected and one "
+                    f"public fact per context; got {data.n_facts})"
+                )
+            if data.max_new_tokens < SAFETY_NEW_TOKENS:
+                raise ValueError(
+                    f"data.max_new_tokens: {data.task} needs at least {SAFETY_NEW_TOKENS} "
+                    f"for its refusal (got {data.max_new_tokens})"
                 )
         epoch_steps = training.max_epochs * math.ceil(data.train_size / training.batch_size)
         steps = min(epoch_steps, training.max_steps or epoch_steps)

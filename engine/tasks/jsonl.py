@@ -4,15 +4,19 @@ Each non-blank line is a JSON object with `id`, `context`, `question` and `answe
 `answers` is a list of strings or SQuAD's `{"text": [...], "answer_start": [...]}` (the offsets
 are not needed for generative scoring and are ignored). Errors name file, line and field so the
 user can fix the data without reading a traceback.
+
+The file checks, decoding and line loop are shared by every JSONL row format
+(`load_jsonl`/`preview_jsonl` with a row parser; `engine.tasks.safety_jsonl` is the other).
 """
 
 from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from engine.limits import DATA_FILE_BYTES, DATA_PREVIEW_BYTES, DATA_PREVIEW_LINES, count
 from engine.tasks.qa import QAExample
@@ -63,6 +67,20 @@ def _example(where: str, obj: Any) -> QAExample:
     return QAExample(str(raw_id), context, question, _answers(where, obj["answers"]))
 
 
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Row = TypeVar("Row", bound=_HasId)
+# (where = "file:line", line number, the parsed JSON value) -> one example, or BemctlError
+RowParser = Callable[[str, int, Any], Row]
+
+
+def _qa_row(where: str, lineno: int, obj: Any) -> QAExample:
+    return _example(where, obj)
+
+
 def _open_checked(path: Path) -> int:
     """The size of a data file that exists, is a regular file (a FIFO would block a
     reader, a device never end) and is within DATA_FILE_BYTES; else a one-line error."""
@@ -94,6 +112,11 @@ def preview_qa_jsonl(path: Path, lines: int = DATA_PREVIEW_LINES) -> Preview:
     """Check a data file without reading all of it: it exists, is a regular file within the
     size limit and readable, and its first `lines` examples (within DATA_PREVIEW_BYTES)
     parse; errors name file, line and field, as `load_qa_jsonl` would."""
+    return preview_jsonl(path, _qa_row, lines)
+
+
+def preview_jsonl(path: Path, row: RowParser, lines: int = DATA_PREVIEW_LINES) -> Preview:
+    """`preview_qa_jsonl` for any row format (`row` parses one line's JSON value)."""
     path = Path(path)
     _open_checked(path)
     try:
@@ -108,7 +131,7 @@ def preview_qa_jsonl(path: Path, lines: int = DATA_PREVIEW_LINES) -> Preview:
         text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BemctlError(f"{path}: not valid UTF-8 (byte offset {exc.start})") from None
-    examples = _parse(path, text, limit=None if whole else lines)
+    examples = _parse(path, text, row, limit=None if whole else lines)
     if whole and not examples:
         raise BemctlError(f"{path}: no examples")
     return Preview(min(len(examples), lines), len(examples) if whole else None)
@@ -124,8 +147,8 @@ def count_examples(path: Path) -> int:
         raise BemctlError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _parse(path: Path, text: str, limit: int | None = None) -> list[QAExample]:
-    examples: list[QAExample] = []
+def _parse(path: Path, text: str, row: RowParser[Row], limit: int | None = None) -> list[Row]:
+    examples: list[Row] = []
     seen: set[str] = set()
     # split("\n") rather than splitlines(): JSON strings may legally contain U+2028 and friends.
     for lineno, line in enumerate(text.split("\n"), start=1):
@@ -140,7 +163,7 @@ def _parse(path: Path, text: str, limit: int | None = None) -> list[QAExample]:
             raise BemctlError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})") from None
         except RecursionError:
             raise BemctlError(f"{where}: invalid JSON: nested too deeply") from None
-        ex = _example(where, obj)
+        ex = row(where, lineno, obj)
         if ex.id in seen:
             raise BemctlError(f"{where}: id: duplicate id {shorten(repr(ex.id))}")
         seen.add(ex.id)
@@ -150,6 +173,12 @@ def _parse(path: Path, text: str, limit: int | None = None) -> list[QAExample]:
 
 def load_qa_jsonl(path: Path) -> list[QAExample]:
     """Parse every example in `path`, raising BemctlError on the first problem found."""
+    return load_jsonl(path, _qa_row)
+
+
+def load_jsonl(path: Path, row: RowParser[Row]) -> list[Row]:
+    """`load_qa_jsonl` for any row format (`row` parses one line's JSON value); the file
+    checks, decoding, blank lines, duplicate ids and error lines are the same for all."""
     path = Path(path)
     _open_checked(path)
     try:
@@ -159,7 +188,7 @@ def load_qa_jsonl(path: Path) -> list[QAExample]:
     except OSError as exc:
         raise BemctlError(f"{path}: cannot read: {exc.strerror}") from None
 
-    examples = _parse(path, text)
+    examples = _parse(path, text, row)
     if not examples:
         raise BemctlError(f"{path}: no examples")
     return examples

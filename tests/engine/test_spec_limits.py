@@ -258,7 +258,8 @@ def test_data_files_only_for_jsonl(tmp_path: Path) -> None:
     data["data"]["train_file"] = "train.jsonl"
     path = _write(tmp_path / "files.yml", data)
     assert spec_errors(path) == [
-        f"{path}: data.train_file: only task 'jsonl_qa' reads data files (task is 'synthetic_qa')"
+        f"{path}: data.train_file: only tasks 'jsonl_qa' and 'jsonl_safety' read data files "
+        "(task is 'synthetic_qa')"
     ]
 
 
