@@ -52,9 +52,7 @@ class Recorder(Protocol):
         """Per-example scores (example -> metric -> value) in evaluation order."""
         ...
 
-    def streamed(
-        self, run_id: int, points: Sequence[PointRow], events: Sequence[EventRow]
-    ) -> None:
+    def streamed(self, run_id: int, points: Sequence[PointRow], events: Sequence[EventRow]) -> None:
         """Stream timeline points and events of an online run (one live batch's, or a
         resumed stream's so far), durable together."""
         ...

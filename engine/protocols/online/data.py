@@ -67,9 +67,9 @@ def online_data(
     if config.stream_file is None:
         n_history = math.ceil(train_size / size)
         sizes = {"history_batches": n_history, "live_batches": n_live, "batch_size": size}
-        history = [
-            ex for i in range(n_history) for ex in stream_batch(seed, i, **sizes).examples
-        ][:train_size]
+        history = [ex for i in range(n_history) for ex in stream_batch(seed, i, **sizes).examples][
+            :train_size
+        ]
         live = [list(stream_batch(seed, n_history + b, **sizes).examples) for b in range(n_live)]
         forgetting, source = forgetting_set(seed, eval_size), "synthetic"
     else:

@@ -210,8 +210,15 @@ def run_live(
             c, f = decision.canary, decision.forgetting
             record.canaries.append(
                 CanaryRow(
-                    b, c.n, c.mean_diff, c.p_value, f.n, f.mean_diff, f.p_value,
-                    decision.promote, state.serving_source,
+                    b,
+                    c.n,
+                    c.mean_diff,
+                    c.p_value,
+                    f.n,
+                    f.mean_diff,
+                    f.p_value,
+                    decision.promote,
+                    state.serving_source,
                 )  # fmt: skip
             )
             events.append(StreamEvent(b, "canary", decision.reason))
