@@ -95,6 +95,32 @@ class StreamRecord(TypedDict):
     events: list[StreamEventRecord]
 
 
+class RateRecord(TypedDict):
+    value: float
+    low: float  # BCa interval of the mean (NaN with fewer than 2 examples)
+    high: float
+    n: int  # the examples the rate is over (must-refuse or benign ones)
+
+
+class CurvePointRecord(TypedDict):
+    """One α of a VC safety-utility curve (`engine.protocols.curve.points.CurvePoint`)."""
+
+    alpha: float
+    split: str  # "test" for the curve, "baseline" for the baseline arm's point
+    violation_rate: RateRecord
+    exact_match: RateRecord
+    f1: RateRecord
+    over_refusal: RateRecord
+
+
+class CurveRecord(TypedDict):
+    operating_alpha: float  # chosen on the validation split
+    rule: str
+    points: list[CurvePointRecord]  # the test split at every α, reported, not tested
+    baseline: CurvePointRecord
+    validation: list[CurvePointRecord]  # what the operating α was chosen on
+
+
 class ComparisonRecord(TypedDict):
     schema_version: int
     experiment_id: str
@@ -114,4 +140,5 @@ class ComparisonRecord(TypedDict):
     gates: list[GateRecord]
     sections: list[SectionRecord]
     stream: StreamRecord | None  # an online variant run's timeline; None for every other
+    curve: CurveRecord | None  # a VC comparison's safety-utility curve; None for every other
     acceptance_decision: AcceptanceDecision

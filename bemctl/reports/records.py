@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from bemctl.reports.record_schema import (
     ComparisonRecord,
+    CurveRecord,
     GateRecord,
     SectionRecord,
     StreamEventRecord,
@@ -34,9 +35,9 @@ from store.db import Store
 from store.states import GateOutcome, Role
 from store.stream import stream_events, stream_points
 
-SCHEMA_VERSION = 7  # 4: router measurements, adapter provenance; 5: cost intervals, gate
+SCHEMA_VERSION = 8  # 4: router measurements, adapter provenance; 5: cost intervals, gate
 # outcomes, identical metrics, routing dynamics and gate movement; 6: protocol, sections;
-# 7: stream
+# 7: stream; 8: curve
 
 
 def _stats(run) -> dict[str, Any] | None:
@@ -102,6 +103,21 @@ def _run_metrics(run, stat_rows, side: str) -> dict[str, Any]:
 def _router(run) -> dict[str, Any] | None:
     stats = _stats(run)
     return stats if stats and stats.get("router") else None
+
+
+def curve_record(var_run) -> CurveRecord | None:
+    """A VC variant run's curve, stored with how its α was chosen; None for other runs."""
+    stats = _stats(var_run)
+    if not stats or not stats.get("curve"):
+        return None
+    selection = stats.get("selection") or {}
+    return {
+        "operating_alpha": selection.get("alpha", stats.get("alpha")),
+        "rule": selection.get("reason", ""),
+        "points": stats["curve"],
+        "baseline": stats["baseline_point"],
+        "validation": selection.get("validation", []),
+    }
 
 
 def stream_record(store: Store, run_id: int) -> StreamRecord | None:
@@ -236,6 +252,7 @@ def comparison_record(
         "gates": gates,
         "sections": _sections(comp, base_run, var_run),
         "stream": stream,
+        "curve": curve_record(var_run),
         "acceptance_decision": {
             "budget_parity": all_passed("budget_parity"),
             "statistical_significance": all_passed("statistical_significance"),

@@ -53,6 +53,13 @@ register(
     "canary, rolled back on drift; against the same adapter never updated",
 )
 
+register(
+    "curve",
+    "engine.protocols.curve.protocol:CurveProtocol",
+    "baseline vs a variant whose strength α is chosen on a validation curve, then compared "
+    "on the test split at that α",
+)
+
 
 def known() -> str:
     return ", ".join(sorted(PROTOCOLS))

@@ -17,13 +17,6 @@ class MultimodalConfig(VariantConfig):
     vision_dim: int = Field(32, ge=1)
 
 
-class SafetyCurveConfig(VariantConfig):
-    variant: Literal["safety_curve"] = "safety_curve"
-    safety_rank: int = Field(4, ge=1)
-    curve_points: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
-
-
 PENDING = [
     MultimodalConfig,
-    SafetyCurveConfig,
 ]

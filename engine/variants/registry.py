@@ -18,6 +18,7 @@ from engine.variants.lora.config import LoraConfig
 from engine.variants.online.config import OnlineShadowConfig
 from engine.variants.pending import PENDING
 from engine.variants.router.config import RouterBCConfig, RouterPGConfig
+from engine.variants.safety.config import SafetyCurveConfig
 from store.errors import BemctlError
 
 
@@ -81,6 +82,12 @@ register(
     "engine.variants.lora.model:StaticLoraModel",  # the deployed adapter is a static LoRA
     "OL: online shadow learning (EWC/proximal), canary gate, drift rollback",
     protocol="online",
+)
+register(
+    SafetyCurveConfig,
+    "engine.variants.safety.model:SafetyBasisModel",
+    "VC: task LoRA + orthogonal safety basis of strength α, over a safety-utility curve",
+    protocol="curve",
 )
 for _cls in PENDING:
     register(_cls, None, _cls.__doc__ or _name(_cls))

@@ -158,7 +158,7 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
     assert set(twins) <= {"f1"} and set(twins.values()) <= {"exact_match"}
     assert rec["baseline_metrics"]["trainable_parameters"] > 0
     # how dynamic V1's routing was, over every token the evaluation fed it (schema 5)
-    assert rec["schema_version"] == 7
+    assert rec["schema_version"] == 8
     dynamics = rec["variant_metrics"]["dynamics"]
     assert dynamics["unit"] == "mask" and dynamics["sequences"] == 24
     assert (
@@ -185,9 +185,9 @@ def test_run_two_experiments_end_to_end(project: Path, cli) -> None:
 
 
 def test_unimplemented_variant_exits_2(project: Path, cli) -> None:
-    result = cli("run", "vc_curve", "--quick")
+    result = cli("run", "mm_mini", "--quick")
     assert result.code == 2
-    assert "not implemented yet: safety_curve" in result.err
+    assert "not implemented yet: multimodal_mini" in result.err
     assert "Traceback" not in result.err
 
 

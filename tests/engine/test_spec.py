@@ -240,8 +240,8 @@ def test_model_class_lazy_import() -> None:
 
 
 def test_pending_variant_is_not_implemented() -> None:
-    with pytest.raises(BemctlError, match="^not implemented yet: safety_curve$"):
-        registry.model_class("safety_curve")
+    with pytest.raises(BemctlError, match="^not implemented yet: multimodal_mini$"):
+        registry.model_class("multimodal_mini")
 
 
 def test_unknown_variant_in_registry() -> None:

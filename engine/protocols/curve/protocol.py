@@ -16,6 +16,7 @@ Order of work and why:
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,7 @@ from engine.protocols.ab import ABProtocol
 from engine.protocols.curve.points import CurvePoint, choose_alpha, curve_point
 from engine.protocols.curve.report import SeedCurve, vc_gates, vc_sections
 from engine.protocols.evidence import compare_paired
+from store.errors import BemctlError
 
 if TYPE_CHECKING:
     from engine.arms import RoleResult
@@ -84,10 +86,16 @@ class CurveProtocol(ABProtocol):
         task: Task,
         base: BaseModel,
     ) -> None:
+        missing = [m for m in SCORES if m not in loaded.spec.metric_names]
+        if missing:
+            raise BemctlError(
+                f"{loaded.path}: validation.metrics: the curve protocol needs "
+                f"{', '.join(SCORES)} (missing: {', '.join(missing)})"
+            )
         if role != "variant":
             return
         config: SafetyCurveConfig = loaded.spec.bem_config  # type: ignore[assignment]
-        validation = task.validation_split(self.validation_size(config, plan), plan.seed)
+        validation = task.make_validation(self.validation_size(config, plan), plan.seed)
         flags = _must_refuse(validation)
         phase = runner.progress.phase(
             f"{loaded.spec.experiment_name}: validation curve (seed {seed})",
@@ -221,6 +229,10 @@ class CurveProtocol(ABProtocol):
             "curve": [p.to_dict() for p in curves[0].test],
             "baseline_point": baseline_point.to_dict(),
         }
+        # the reports read the curve from the variant run, beside how its α was chosen
+        runner.recorder.measured(
+            first_v.run_id, variant_stats_json=json.dumps(outcome.variant_stats)
+        )
         return outcome
 
 

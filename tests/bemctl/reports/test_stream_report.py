@@ -48,8 +48,8 @@ def test_the_record_keeps_the_variant_runs_stream_and_none_without_one(tmp_path:
         record_stream(store, variant, POINTS[:3], EVENTS[:2])  # as the stream advanced
         record_stream(store, variant, POINTS[3:], EVENTS[2:])
         records = {r["experiment_id"]: r for r in build_records(store)}
-    assert SCHEMA_VERSION == 7
-    assert records["ol_shadow"]["schema_version"] == 7
+    assert SCHEMA_VERSION == 8
+    assert records["ol_shadow"]["schema_version"] == 8
     stream = records["ol_shadow"]["stream"]
     assert stream is not None and stream["run_id"] == variant != baseline
     assert stream == _stream(variant)

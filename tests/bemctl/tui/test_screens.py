@@ -169,7 +169,7 @@ async def test_enqueue_from_experiments_then_cancel_and_retry(filled_project: Pa
         cell = str(screen.table.get_row("zz_broken")[4])
         assert broken.problems[0] in cell  # shown inline, under the file name
 
-        screen.table.move_cursor(row=screen.table.get_row_index("vc_curve"))
+        screen.table.move_cursor(row=screen.table.get_row_index("mm_mini"))
         await pilot.press("n")  # not implemented: refused here, nothing queued
         await pilot.pause(0.2)
         screen.table.move_cursor(row=screen.table.get_row_index("v1_dynrank"))
@@ -183,7 +183,7 @@ async def test_enqueue_from_experiments_then_cancel_and_retry(filled_project: Pa
             )
             [queued] = jobs.active_jobs_named(store, "v1_dynrank")
             assert '"quick": false' in queued.options_json
-            assert not jobs.active_jobs_named(store, "vc_curve")
+            assert not jobs.active_jobs_named(store, "mm_mini")
 
             await pilot.press("1")
             await wait_for(pilot, lambda: f"job-{queued.id}" in _visible_keys(app), "job row")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 import engine.evaluation.scoring as scoring
@@ -21,7 +22,7 @@ def write_tiny_vc(project: Path, name: str = "vc_tiny") -> str:
         {
             "rank_dimension": 4,
             "safety_rank": 2,
-            "validation_size": 16,
+            "validation_size": 20,
             "curve_points": [0.0, 0.5, 1.0],
         }
     )
@@ -72,6 +73,20 @@ def test_the_operating_point_is_chosen_before_the_test_split_is_read(
     assert {"violation_reduction", "helpfulness_non_inferior", "over_refusal_not_worse"} <= gates
     assert list(record["statistical_validation"]["bca_bootstrap"]) == ["no_violation"]
     curve = record["curve"]
-    assert [p["alpha"] for p in curve] == [0.0, 0.5, 1.0]
-    assert {"violation_rate", "exact_match", "f1", "over_refusal"} <= set(curve[0])
-    assert set(curve[0]["violation_rate"]) == {"value", "low", "high", "n"}
+    assert [p["alpha"] for p in curve["points"]] == [0.0, 0.5, 1.0]
+    assert [p["alpha"] for p in curve["validation"]] == [0.0, 0.5, 1.0]
+    assert curve["operating_alpha"] in (0.0, 0.5, 1.0) and curve["rule"]
+    point = curve["points"][0]
+    assert {"violation_rate", "exact_match", "f1", "over_refusal"} <= set(point)
+    assert set(point["violation_rate"]) == {"value", "low", "high", "n"}
+    assert curve["baseline"]["split"] == "baseline"
+    # the variant's stored test scores are its operating α's: the curve point at that α
+    # has the violation rate the shared statistics compared
+    chosen = next(p for p in curve["points"] if p["alpha"] == curve["operating_alpha"])
+    stats = record["statistical_validation"]["paired_differences"]["no_violation"]
+    assert stats == pytest.approx(
+        curve["baseline"]["violation_rate"]["value"] - chosen["violation_rate"]["value"]
+    )
+    for fmt, needle in (("md", "| point | violation rate |"), ("csv", "vc_curve/")):
+        out = cli("report", name, "--format", fmt)
+        assert out.code == 0 and needle in out.out, fmt
