@@ -59,6 +59,8 @@ class SafetyBasisModel(AdapterModel):
         self.task_rank, self.safety_rank = r, s
         self.alpha = 1.0
         self.selection: dict | None = None  # how the protocol chose the operating α
+        self._folded: dict[str, torch.Tensor] = {}
+        self._folded_alpha: float | None = None
         self._frozen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._frozen_part: slice | None = None
         with torch.no_grad():  # orthogonal initialisation of the basis' input directions
@@ -72,10 +74,27 @@ class SafetyBasisModel(AdapterModel):
         self.alpha = float(alpha)
 
     def prepare(self, input_ids, context_ids, routing_cache=None, prompt_lengths=None) -> None:
-        for layer in self.lora_layers.values():
+        # out of training the folded factors are kept per α: a decode step then costs what
+        # the static LoRA's does (refolding every layer per token cost ~10% latency)
+        cached = not self.training and self._folded_alpha == self.alpha
+        for name, layer in self.lora_layers.items():
+            if cached:
+                layer.folded_v = self._folded[name]
+                continue
             scale = torch.ones(layer.rank, dtype=layer.lora_v.dtype, device=layer.lora_v.device)
             scale[self.task_rank :] = self.alpha
             layer.folded_v = layer.lora_v * scale
+            if not self.training:
+                self._folded[name] = layer.folded_v.detach()
+        self._folded_alpha = None if self.training else self.alpha
+
+    def train(self, mode: bool = True):
+        self._folded_alpha, self._folded = None, {}  # weights may change: refold
+        return super().train(mode)
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self._folded_alpha, self._folded = None, {}
+        super().load_trainable_state_dict(state)
 
     # -- training --------------------------------------------------------------------------
     def _hold(self, part: slice) -> None:
